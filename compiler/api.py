@@ -1,0 +1,72 @@
+"""The compiler's front door: load, check and compile a spec. Imports torch only in `compile_graph`."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from compiler.graph import CheckedGraph, check_graph
+from compiler.load import Document, apply_set, load_document, resolve_name
+from compiler.resolve import resolve
+from compiler.spec import validate
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch.fx
+
+
+@dataclass
+class LoadedSpec:
+    """A spec after loading, resolving, validating and checking every graph."""
+
+    name: str
+    path: Path
+    doc: Document
+    model: Any
+    graphs: dict[str, CheckedGraph]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The fully resolved spec as plain data (what `zoo expand` prints and checkpoints keep)."""
+        return self.doc.data
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the resolved spec's canonical JSON."""
+        return spec_hash(self.data)
+
+    @property
+    def train(self) -> dict[str, Any]:
+        return self.model.train
+
+
+def spec_hash(data: Any) -> str:
+    """sha256 of canonical JSON (sorted keys, no whitespace)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_raw(source: str | Path, overrides: Iterable[str] = ()) -> Document:
+    """Read a spec, resolve `extends` and apply `--set` overrides (expressions not yet evaluated)."""
+    path = source if isinstance(source, Path) else resolve_name(str(source))
+    doc = load_document(path)
+    for i, assignment in enumerate(overrides):
+        doc = apply_set(doc, assignment, i)
+    return doc
+
+
+def load_spec(source: str | Path, overrides: Iterable[str] = ()) -> LoadedSpec:
+    """Load, resolve, validate and check a spec file or catalog name; raises SpecError."""
+    path = source if isinstance(source, Path) else resolve_name(str(source))
+    doc = resolve(load_raw(path, overrides))
+    model = validate(doc)
+    graphs = {name: check_graph(name, graph, doc) for name, graph in model.graphs.items()}
+    return LoadedSpec(path.stem, path, doc, model, graphs)
+
+
+def compile_graph(spec: LoadedSpec, graph: str, device: Any = None, init: bool = True) -> "torch.fx.GraphModule":
+    """Lower one checked graph of `spec` to a GraphModule (device "meta" allocates nothing)."""
+    from compiler.lower import lower
+
+    return lower(spec.graphs[graph], device=device, init=init)

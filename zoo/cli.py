@@ -1,0 +1,64 @@
+"""The `zoo` command line. Each subcommand lives in `zoo/commands/<name>.py`.
+
+Exit codes: 0 ok, 1 the input is wrong (a spec, a file, a checkpoint), 2 usage.
+A user's mistake prints a located message, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ["check", "expand", "schema", "code"]
+
+
+class UsageError(Exception):
+    """A bad flag or flag combination (exit code 2)."""
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """Exception types that mean the user's input is wrong (exit code 1, no traceback)."""
+    from compiler.diagnostics import SpecError
+
+    types: list[type[BaseException]] = [SpecError]
+    for module, names in [("runtime.checkpoint", ["CheckpointError"]), ("runtime.data", ["DataError"]),
+                          ("runtime.train", ["TrainingError"]), ("runtime.truncation", ["TruncationError"]),
+                          ("runtime.images", ["ImageWriteError"]), ("zoo.weights", ["WeightsError"]),
+                          ("runtime.sampling", ["SamplingError"]), ("runtime.distributed", ["DistributedError"])]:
+        mod = sys.modules.get(module)  # only types already imported can have been raised
+        for name in names:
+            if mod is not None and hasattr(mod, name):
+                types.append(getattr(mod, name))
+    return tuple(types)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description="A declarative model zoo for the BigGAN family.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"zoo.commands.{name}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)  # exits 2 on a usage error
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(f"zoo.commands.{args.command}")
+    try:
+        return int(module.run(args) or 0)
+    except UsageError as e:
+        print(f"zoo {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - user errors are reported, anything else re-raised
+        if isinstance(e, user_error_types()):
+            print(str(e) if str(e).startswith(("<", "/", ".")) or ":" in str(e)[:200] else f"error: {e}",
+                  file=sys.stderr)
+            return 1
+        raise
