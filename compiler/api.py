@@ -62,7 +62,17 @@ def load_spec(source: str | Path, overrides: Iterable[str] = ()) -> LoadedSpec:
     doc = resolve(load_raw(path, overrides))
     model = validate(doc)
     graphs = {name: check_graph(name, graph, doc) for name, graph in model.graphs.items()}
+    _check_g_feeds_d(graphs, doc)
     return LoadedSpec(path.stem, path, doc, model, graphs)
+
+
+def _check_g_feeds_d(graphs: dict[str, CheckedGraph], doc: Document) -> None:
+    """G's image output must be what D's image input expects."""
+    made = graphs["G"].output_types[0]
+    for name, t in graphs["D"].inputs.items():
+        if t.kind == "image" and made.kind == "image" and t != made:
+            raise doc.error(("graphs", "D", "inputs", name), f"D takes {t} but G makes {made}",
+                            hint="make D's image input the shape of G's output")
 
 
 def compile_graph(spec: LoadedSpec, graph: str, device: Any = None, init: bool = True) -> "torch.fx.GraphModule":

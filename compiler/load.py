@@ -7,6 +7,7 @@ positions (JSON is a subset of YAML for everything a spec holds).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,7 @@ def read_text(text: str, file: str) -> Document:
                         hint="check indentation, colons and quotes near here") from None
     except yaml.YAMLError as e:  # pragma: no cover - reader errors without marks
         raise SpecError(f"invalid YAML: {e}", loc=Location(file, 1, 1)) from None
-    doc = Document(None, {}, file)
+    doc = Document(None, {(): Location(file, 1, 1)}, file)
     if root is None:
         doc.data = {}
         return doc
@@ -175,15 +176,16 @@ def _convert(node: yaml.Node, path: Path_, doc: Document, counter: list[int], de
 
 # --- extends, merge, --set ----------------------------------------------------------------
 
-def load_document(source: str | Path, _chain: tuple[Path, ...] = ()) -> Document:
+def load_document(source: str | Path, _chain: tuple[Path, ...] = (), _at: Location | None = None) -> Document:
     """Read a spec and resolve its `extends:` chain (maps merge, lists replace, null deletes)."""
     path = source if isinstance(source, Path) else resolve_name(source)
     real = path.resolve()
     if real in _chain:
         cycle = " -> ".join(str(p.name) for p in (*_chain, real))
-        raise SpecError(f"`extends` cycle: {cycle}", hint="a spec cannot extend itself, directly or not")
+        raise SpecError(f"`extends` cycle: {cycle}", loc=_at, path="extends",
+                        hint="a spec cannot extend itself, directly or not")
     if len(_chain) >= limits.MAX_EXTENDS_DEPTH:
-        raise SpecError(f"`extends` chain longer than {limits.MAX_EXTENDS_DEPTH}")
+        raise SpecError(f"`extends` chain longer than {limits.MAX_EXTENDS_DEPTH}", loc=_at, path="extends")
     doc = read_file(path)
     if not isinstance(doc.data, dict):
         raise SpecError("a spec must be a mapping at the top level", loc=doc.loc(()),
@@ -193,14 +195,14 @@ def load_document(source: str | Path, _chain: tuple[Path, ...] = ()) -> Document
         return doc
     if not isinstance(base_ref, str):
         raise doc.error(("extends",), "`extends` must be a file name", hint="e.g. extends: biggan128.yaml")
-    base_path = (path.parent / base_ref)
+    base_path = Path(os.path.normpath(path.parent / base_ref))
     if not base_path.is_file():
         try:
             base_path = resolve_name(base_ref)
         except SpecError as e:
             raise doc.error(("extends",), f"cannot find '{base_ref}' (relative to {path.parent})",
                             hint=e.hint) from None
-    base = load_document(base_path, (*_chain, real))
+    base = load_document(base_path, (*_chain, real), doc.loc(("extends",)))
     return merge(base, doc)
 
 

@@ -35,8 +35,13 @@ def lower(checked: CheckedGraph, device: str | torch.device | None = None,
     with where:
         for node in checked.nodes:
             root.add_module(node.name, node.op.build(node.in_types, checked.settings))
+    used_ports = sorted({(r.name, r.port) for n in checked.nodes for r in n.inputs if r.port is not None}
+                        | {(r.name, r.port) for r in checked.outputs if r.port is not None})
     for node in checked.nodes:
         env[node.name] = graph.call_module(node.name, tuple(value(r) for r in node.inputs))
+        for name, port in used_ports:  # unpack ports right after their node, as one would by hand
+            if name == node.name:
+                value(Ref(name, port))
     outs = [value(r) for r in checked.outputs]
     graph.output(outs[0] if len(outs) == 1 else tuple(outs))
     module = fx.GraphModule(root, graph, class_name=checked.name)
@@ -45,3 +50,10 @@ def lower(checked: CheckedGraph, device: str | torch.device | None = None,
         from compiler.modules.init import init_weights
         init_weights(module, checked.settings.init)
     return module
+
+
+def readable_code(module: fx.GraphModule) -> str:
+    """The generated forward without fx's `x = None` bookkeeping, as a person would write it."""
+    import re
+
+    return re.sub(r";  (?:\w+ = )+None", "", module.code).strip() + "\n"

@@ -94,13 +94,6 @@ def spec_models() -> tuple[type[BaseModel], type[BaseModel]]:
         graphs: dict[str, GraphSpec] = Field(description="Networks by name; G and D are required.")
         train: dict[str, Any] = Field(default_factory=dict, description="Training recipe (the runtime's).")
 
-        @model_validator(mode="after")
-        def _g_and_d(self) -> "Spec":
-            missing = [g for g in ("G", "D") if g not in self.graphs]
-            if missing:
-                raise ValueError(f"graphs {', '.join(missing)} missing: a spec defines at least G and D")
-            return self
-
     return Spec, GraphSpec
 
 
@@ -108,10 +101,15 @@ def validate(doc: Document) -> BaseModel:
     """Validate a resolved Document into a Spec, or raise the first error, located."""
     Spec, _ = spec_models()
     try:
-        return Spec.model_validate(doc.data)
+        spec = Spec.model_validate(doc.data)
     except ValidationError as e:
         errors = e.errors(include_url=False)
         raise _to_spec_error(doc, errors[0]) from None
+    missing = [g for g in ("G", "D") if g not in spec.graphs]
+    if missing:
+        raise doc.error(("graphs",), f"graph {' and '.join(missing)} missing: a spec defines at least G and D",
+                        hint="add `graphs: {G: ..., D: ...}`; other graphs are allowed beside them", key=True)
+    return spec
 
 
 def _data_path(data: Any, loc: tuple) -> Path_:

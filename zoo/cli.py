@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["check", "expand", "schema", "code"]
+COMMANDS = ["check", "expand", "schema", "code", "list"]
 
 
 class UsageError(Exception):
@@ -19,17 +19,9 @@ class UsageError(Exception):
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Exception types that mean the user's input is wrong (exit code 1, no traceback)."""
     from compiler.diagnostics import SpecError
+    from runtime import UserError
 
-    types: list[type[BaseException]] = [SpecError]
-    for module, names in [("runtime.checkpoint", ["CheckpointError"]), ("runtime.data", ["DataError"]),
-                          ("runtime.train", ["TrainingError"]), ("runtime.truncation", ["TruncationError"]),
-                          ("runtime.images", ["ImageWriteError"]), ("zoo.weights", ["WeightsError"]),
-                          ("runtime.sampling", ["SamplingError"]), ("runtime.distributed", ["DistributedError"])]:
-        mod = sys.modules.get(module)  # only types already imported can have been raised
-        for name in names:
-            if mod is not None and hasattr(mod, name):
-                types.append(getattr(mod, name))
-    return tuple(types)
+    return (SpecError, UserError)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -53,12 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"zoo {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `zoo list | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - user errors are reported, anything else re-raised
         if isinstance(e, user_error_types()):
-            print(str(e) if str(e).startswith(("<", "/", ".")) or ":" in str(e)[:200] else f"error: {e}",
-                  file=sys.stderr)
+            text = str(e)
+            print(text if "error:" in text.split("\n")[0] else f"zoo {args.command}: error: {text}", file=sys.stderr)
             return 1
         raise

@@ -14,6 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from compiler.api import compile_graph, load_spec
+    from compiler.lower import readable_code
     from zoo.cli import UsageError
 
     spec = load_spec(args.spec, args.overrides)
@@ -23,6 +24,6 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"graph '{name}' not in {spec.path}; it has {', '.join(spec.graphs)}")
         module = compile_graph(spec, name, device="meta")
         print(f"# {spec.name}: graph {name}")
-        print(module.code.strip("\n"))
+        print(readable_code(module), end="")
         print()
     return 0
