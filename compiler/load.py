@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,9 +170,15 @@ def _convert(node: yaml.Node, path: Path_, doc: Document, counter: list[int], de
             items.append(_convert(item, path + (i,), doc, counter, depth + 1))
             doc.locs[path + (i,)] = _node_loc(item, doc.file)
         return items
-    # PyYAML resolves plain scalars (int, float, bool, null) by YAML 1.1 rules; PyYAML needs
-    # a dot in floats, so "1e-4" stays a string and pydantic converts it where a float is due.
-    return yaml.constructor.SafeConstructor().construct_object(node)
+    value = yaml.constructor.SafeConstructor().construct_object(node)
+    # PyYAML follows YAML 1.1, where a float needs a dot: plain `1e-4` (and JSON's `1e-08`) would
+    # stay a string. Read them as YAML 1.2 and JSON do.
+    if isinstance(value, str) and node.style is None and _EXPONENT_FLOAT.match(value):
+        return float(value)
+    return value
+
+
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 # --- extends, merge, --set ----------------------------------------------------------------

@@ -57,7 +57,8 @@ def accepted_range(mode: str) -> str:
     return f"({low:g}, {high_text}{']' if inclusive else ')'}"
 
 
-def _check(mode: str, truncation: float | None) -> None:
+def check_truncation(mode: str, truncation: float | None) -> None:
+    """Raise TruncationError unless `truncation` is a value `mode` accepts (None always is)."""
     if mode not in MODES:
         raise TruncationError(f"unknown truncation mode {mode!r}; choose one of {', '.join(MODES)}")
     if truncation is None:
@@ -138,7 +139,7 @@ def sample_latents(n: int, dim: int, mode: str, truncation: float | None,
     The result is reproducible for a generator in a given state. ``device`` defaults to the
     generator's device. Bounds hold exactly in ``dtype``: |z| <= t (resample, clamp), |z| <= 2t (tfhub).
     """
-    _check(mode, truncation)
+    check_truncation(mode, truncation)
     if n < 0 or dim < 0:
         raise ValueError(f"latent count and size must be >= 0, got n={n}, dim={dim}")
     if device is None:

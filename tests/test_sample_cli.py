@@ -1,0 +1,88 @@
+"""`zoo train` -> `zoo sample` / `interpolate` / `export` on a tiny run, and their error paths."""
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from zoo.cli import main
+
+TINY = str(Path(__file__).resolve().parent / "data" / "tiny.yaml")
+SETS = ["--set", "vars.n_classes=10", "--set", "train.batch_size=8", "--set", "train.d_steps=1",
+        "--set", "train.sample_every=2", "--set", "train.checkpoint_every=2", "--set", "train.log_every=1"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "tiny_run"
+    assert main(["train", TINY, *SETS, "--out", str(out), "--steps", "2", "--no-bar"]) == 0
+    assert (out / "spec.json").is_file() and (out / "metrics.jsonl").exists()
+    return out
+
+
+def test_sample_grid_has_one_row_per_class(run_dir, tmp_path):
+    out = tmp_path / "grid.png"
+    assert main(["sample", str(run_dir), "--classes", "0,3,7", "--n", "4", "--truncation", "0.5",
+                 "--out", str(out)]) == 0
+    width, height = Image.open(out).size
+    assert (width, height) == (2 + 4 * 18, 2 + 3 * 18)  # 16 px tiles, 2 px padding
+
+
+def test_sweep_is_wider_than_one_grid(run_dir, tmp_path):
+    one, sweep = tmp_path / "one.png", tmp_path / "sweep.png"
+    assert main(["sample", str(run_dir), "--classes", "1", "--n", "2", "--out", str(one)]) == 0
+    assert main(["sample", str(run_dir), "--classes", "1", "--n", "2", "--sweep", "0.5:1.0:0.5",
+                 "--out", str(sweep)]) == 0
+    assert Image.open(sweep).size[0] > 2 * Image.open(one).size[0]
+
+
+def test_interpolate_gif_and_strip(run_dir, tmp_path):
+    gif, strip = tmp_path / "walk.gif", tmp_path / "walk.png"
+    assert main(["interpolate", str(run_dir), "--from-class", "1", "--to-class", "4", "--steps", "5",
+                 "--out", str(gif)]) == 0
+    assert Image.open(gif).n_frames == 5
+    assert main(["interpolate", str(run_dir), "--from-class", "2", "--steps", "3", "--mode", "slerp",
+                 "--out", str(strip)]) == 0
+    assert Image.open(strip).size == (48, 16)
+
+
+def test_export_then_build_with_weights(run_dir, tmp_path):
+    import torch
+
+    import zoo
+    from runtime.checkpoint import latest_checkpoint, load_checkpoint
+
+    out = tmp_path / "model.safetensors"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    model = zoo.build(TINY, weights=out, overrides=("vars.n_classes=10",))
+    ema = load_checkpoint(latest_checkpoint(run_dir)).tensors["G_ema"]
+    for key, value in model.G.state_dict().items():
+        assert torch.equal(value, ema[key]), key
+    assert model.G(torch.randn(2, model.z_dim), torch.tensor([0, 9])).shape == (2, 3, 16, 16)
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--classes", "0,10"], 2, "outside [0, 10)"),
+    (["--truncation", "-1"], 1, "out of range for mode 'resample'"),
+    (["--truncation", "1.5", "--truncation-mode", "tfhub"], 1, "out of range for mode 'tfhub'"),
+    (["--truncation-mode", "gauss"], 2, "is not one of"),
+    (["--sweep", "1:0.5:0.1"], 2, "below start"),
+    (["--out", "/no/such/folder/grid.png"], 1, "does not exist"),
+])
+def test_sample_errors(run_dir, args, code, message, capsys):
+    assert main(["sample", str(run_dir), *args]) == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_weights_for_another_spec_are_refused(run_dir, tmp_path, capsys):
+    out = tmp_path / "model.safetensors"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    assert main(["sample", TINY, "--set", "vars.ch=8", "--set", "vars.n_classes=10", "--weights", str(out),
+                 "--out", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert "graphs differ" in err and "graphs.G.nodes.linear.out" in err
+
+
+def test_spec_without_weights_is_refused(capsys):
+    assert main(["sample", TINY]) == 1
+    assert "no weights given" in capsys.readouterr().err

@@ -1,0 +1,52 @@
+"""`zoo interpolate SPEC|RUN_DIR`: walk between two latents and/or two classes, as a PNG strip or GIF.
+
+Classes are mixed linearly as class-probability vectors, so the zoo's G takes them as well as labels.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from zoo.commands.sample import add_sampling_args
+
+    p = sub.add_parser("interpolate", help="interpolate between latents and/or classes (PNG strip or GIF)")
+    add_sampling_args(p)
+    p.add_argument("--from-class", type=int, required=True, help="class at the start")
+    p.add_argument("--to-class", type=int, default=None, help="class at the end (default: the start class)")
+    p.add_argument("--seed2", type=int, default=None, help="seed of the end latent (default: seed + 1; "
+                   "equal to --seed keeps z fixed and moves only the class)")
+    p.add_argument("--steps", type=int, default=8, help="frames, ends included")
+    p.add_argument("--mode", choices=["linear", "slerp"], default="linear", help="latent interpolation")
+    p.add_argument("--out", default="interpolation.png", help="a .png strip or an animated .gif")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from runtime.images import save_gif, save_strip
+    from runtime.sampling import interpolate
+    from runtime.truncation import check_truncation, sample_latents
+    from zoo.cli import UsageError
+    from zoo.commands.sample import prepare
+    from zoo.model import takes_truncation
+
+    if args.steps < 2:
+        raise UsageError("--steps must be at least 2")
+    model, mode = prepare(args)
+    to_class = args.from_class if args.to_class is None else args.to_class
+    for label in (args.from_class, to_class):
+        if not 0 <= label < model.n_classes:
+            raise UsageError(f"class {label} is outside {model.spec.name}'s classes 0..{model.n_classes - 1}")
+    check_truncation(mode, args.truncation)
+    seed2 = args.seed + 1 if args.seed2 is None else args.seed2
+    z0, z1 = (sample_latents(1, model.z_dim, mode, args.truncation, torch.Generator().manual_seed(s))[0]
+              for s in (args.seed, seed2))
+    frames = interpolate(model.G, z0, z1, args.from_class, to_class, args.steps, model.n_classes, mode=args.mode,
+                         truncation=args.truncation, pass_truncation=takes_truncation(model.spec))
+    if args.out.lower().endswith(".gif"):
+        save_gif(frames, args.out)
+    else:
+        save_strip(frames, args.out)
+    print(f"wrote {args.out}: {args.steps} frames, class {args.from_class} -> {to_class}, seed {args.seed} -> {seed2}")
+    return 0

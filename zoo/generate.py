@@ -1,0 +1,72 @@
+"""Load a generator for sampling: from a spec and weights, or from a training run folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler.api import LoadedSpec, load_spec
+from runtime import UserError
+from zoo.model import Model, build, takes_truncation
+
+
+class GeneratorSourceError(UserError):
+    """The spec, run folder or weights given to sample from do not fit together."""
+
+
+def load_run_spec(run_dir: Path, overrides: tuple[str, ...] = ()) -> LoadedSpec:
+    """The resolved spec a `zoo train` run saved, named after the run folder."""
+    if not (run_dir / "spec.json").is_file():
+        raise GeneratorSourceError(f"'{run_dir}' is a folder without spec.json: give a spec file or a run "
+                                   "folder written by `zoo train`")
+    spec = load_spec(run_dir / "spec.json", overrides)
+    spec.name = run_dir.name  # spec.json's stem says nothing; the run folder names the model
+    return spec
+
+
+def load_for_sampling(target: str, weights: str | None, ema: bool, overrides: tuple[str, ...] = (),
+                      device: str = "cpu") -> tuple[Model, str]:
+    """A Model whose G holds the requested weights, and a note saying where they came from.
+
+    `target` is a spec (path or catalog name) or a run folder (it holds spec.json); `weights` is a
+    zoo weights file, a checkpoint folder (checkpoints/step_N) or, for a run folder, defaults to its
+    latest checkpoint. With `ema`, a checkpoint's EMA generator is used when it has one.
+    """
+    from runtime.checkpoint import latest_checkpoint
+
+    run_dir = Path(target) if Path(target).is_dir() else None
+    model = build(load_run_spec(run_dir, overrides) if run_dir else target, overrides=overrides)
+    if weights is None and run_dir is not None:
+        latest = latest_checkpoint(run_dir)
+        if latest is None:
+            raise GeneratorSourceError(f"'{run_dir}' holds no checkpoint yet; train longer or pass --weights")
+        weights = str(latest)
+    if weights is None:
+        raise GeneratorSourceError(f"no weights given for {model.spec.name}: pass --weights FILE "
+                                   "(a zoo weights file or a checkpoint folder); random weights draw noise")
+    note = _load(model, Path(weights), ema)
+    model.G.to(device).eval()
+    return model, note
+
+
+def _load(model: Model, path: Path, ema: bool) -> str:
+    if path.is_dir():
+        from runtime.checkpoint import load_checkpoint
+        from zoo.weights import state_problems
+
+        checkpoint = load_checkpoint(path, expected_spec=None)
+        group = "G_ema" if ema and "G_ema" in checkpoint.tensors else "G"
+        tensors = checkpoint.tensors[group]
+        problems = state_problems(model.G.state_dict(), tensors, f"{path} {group}")
+        if problems:
+            raise GeneratorSourceError(f"the checkpoint does not fit {model.spec.name}; nothing loaded:\n  "
+                                       + "\n  ".join(problems))
+        model.G.load_state_dict(tensors)
+        return f"{group} of checkpoint {path} (step {checkpoint.step})"
+    from zoo.weights import load_weights
+
+    load_weights(model, path)
+    return f"G of weights file {path}"
+
+
+def default_truncation_mode(model: Model) -> str:
+    """tfhub for models that take the truncation value as an input (TF-Hub ports), else the paper's."""
+    return "tfhub" if takes_truncation(model.spec) else "resample"
