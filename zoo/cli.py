@@ -9,7 +9,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["check", "expand", "schema", "code", "list"]
+COMMANDS = ["check", "expand", "schema", "code", "build", "list", "train", "sample", "interpolate",
+            "convert", "export"]
 
 
 class UsageError(Exception):
