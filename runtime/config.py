@@ -1,0 +1,121 @@
+"""Training recipe as a pydantic document; the lead exports its JSON Schema into the spec schema.
+
+Defaults follow the field list agreed for the zoo (BigGAN paper, Appendix C, where it states a value);
+the `description` of each field says where the reference launch scripts differ.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PerNetwork(_Strict):
+    """Integer setting given separately for the generator and the discriminator."""
+
+    G: int = Field(1, ge=1, description="Value for the generator.")
+    D: int = Field(1, ge=1, description="Value for the discriminator.")
+
+
+class LearningRates(_Strict):
+    """Adam learning rates."""
+
+    G: float = Field(5e-5, gt=0, description="Generator learning rate (paper 5e-5; reference ImageNet script 1e-4).")
+    D: float = Field(2e-4, gt=0,
+                     description="Discriminator learning rate (paper 2e-4; reference ImageNet script 4e-4).")
+
+
+class OrthoReg(_Strict):
+    """Modified orthogonal regularisation of G: beta * ||W W^T * (1 - I)||_F^2 per weight (rows = filters)."""
+
+    beta: float = Field(
+        0.0, ge=0,
+        description="Strength; 0 disables it (paper 1e-4, reference scripts 0). Applied as the reference does: "
+        "2*beta*((W W^T)*(1-I)) W is added to each weight's gradient after backward.",
+    )
+    exclude: list[str] = Field(
+        default_factory=lambda: ["shared"],
+        description="Parameter-name prefixes to skip, matched on dotted components ('shared' skips "
+        "'shared.weight' but not 'shared2.weight'); the paper leaves the shared class embedding out.",
+    )
+
+
+class EmaConfig(_Strict):
+    """Exponential moving average of G, over every floating state_dict entry (weights, BN statistics, SN vectors)."""
+
+    decay: float = Field(0.9999, ge=0.0, le=1.0, description="Per-step decay of the average (paper 0.9999).")
+    start: int = Field(
+        0, ge=0,
+        description="Step before which the average is an exact copy of G (reference ImageNet script 20000).",
+    )
+
+
+class TrainConfig(_Strict):
+    """How to train a G/D pair: the BigGAN recipe with its knobs."""
+
+    loss: Literal["hinge", "nonsaturating"] = Field("hinge", description="Adversarial loss (paper: hinge).")
+    d_steps: int = Field(2, ge=1, description="Discriminator steps per generator step (paper 2, reference script 1).")
+    batch_size: int = Field(
+        256, ge=1,
+        description="Global batch per optimiser step, over all accumulation micro-steps and processes "
+        "(paper 2048; reference script 256 x 8 accumulations).",
+    )
+    accumulate: PerNetwork = Field(
+        default_factory=PerNetwork,
+        description="Gradient-accumulation micro-steps per optimiser step; micro-batch = "
+        "batch_size / (accumulate * world_size), which must be a whole number.",
+    )
+    lr: LearningRates = Field(default_factory=LearningRates, description="Adam learning rates.")
+    betas: tuple[float, float] = Field((0.0, 0.999), description="Adam betas (paper and reference: 0, 0.999).")
+    eps: float = Field(1e-8, gt=0, description="Adam epsilon (paper: not stated; reference ImageNet script 1e-6).")
+    ortho_reg: OrthoReg = Field(default_factory=OrthoReg, description="Orthogonal regularisation of G.")
+    ema: EmaConfig | None = Field(
+        default_factory=EmaConfig, description="EMA of G used for samples; null disables it."
+    )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="fp32; bf16 autocast; or fp16 autocast with a gradient scaler per network."
+    )
+    seed: int = Field(0, description="Seeds z/label sampling, data order and torch/python/numpy RNGs.")
+    log_every: int = Field(10, ge=1, description="Steps between metrics lines (metrics.jsonl, TensorBoard).")
+    sample_every: int = Field(500, ge=1, description="Steps between sample grids (one is also written at the end).")
+    checkpoint_every: int = Field(1000, ge=1, description="Steps between checkpoints (one is also written at the end).")
+    keep_checkpoints: int = Field(3, ge=1, description="How many newest checkpoints to keep on disk.")
+    cross_replica_bn: bool = Field(
+        False, description="Synchronise BatchNorm statistics across processes (paper yes on TPU; reference off)."
+    )
+    data: str | None = Field(
+        None, description="Dataset: a folder with one sub-folder per class, or 'builtin:shapes'."
+    )
+    citation: str | None = Field(None, description="Where this recipe comes from (paper, table, script).")
+    notes: str | None = Field(None, description="Free text about the recipe.")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= beta < 1.0 for beta in betas):
+            raise ValueError(f"Adam betas must lie in [0, 1), got {list(betas)}")
+        return betas
+
+    @model_validator(mode="after")
+    def _batch_divides(self) -> "TrainConfig":
+        # Checked here for one process so spec errors point at the train block; the trainer re-checks
+        # with the real world size.
+        for net in ("G", "D"):
+            micro_batch_size(self, net, world_size=1)
+        return self
+
+
+def micro_batch_size(cfg: TrainConfig, net: str, world_size: int = 1) -> int:
+    """Per-process micro-batch of network ``net`` ('G' or 'D'); raises ValueError when it does not divide."""
+    steps = getattr(cfg.accumulate, net)
+    parts = steps * world_size
+    if cfg.batch_size % parts:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} is not divisible by accumulate.{net} ({steps}) x world_size "
+            f"({world_size}) = {parts}; choose a batch_size that is a multiple of {parts}"
+        )
+    return cfg.batch_size // parts

@@ -1,0 +1,83 @@
+"""Run output: metrics.jsonl, optional TensorBoard and a tqdm progress bar."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop metrics lines after ``last_step``: a resumed run rewrites the steps after its checkpoint."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= last_step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a crash
+    path.write_text("".join(f"{line}\n" for line in kept))
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """All records of a run's metrics.jsonl."""
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+class RunLog:
+    """Writes metric records to metrics.jsonl (and TensorBoard when installed) and drives the progress bar."""
+
+    def __init__(self, run_dir: Path, total: int, initial: int, enabled: bool = True, bar: bool = True) -> None:
+        """``enabled`` is False on non-main processes: nothing is written or shown there."""
+        self.enabled = enabled
+        self.path = run_dir / "metrics.jsonl"
+        self.tensorboard = None
+        self.bar = None
+        if not enabled:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
+        except ImportError:  # tensorboard is optional
+            self.tensorboard = None
+        if bar:
+            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+
+    def step(self) -> None:
+        """Advance the bar by one training step."""
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def record(self, record: dict[str, Any]) -> None:
+        """Append one record (must hold 'step') and show its losses on the bar."""
+        if not self.enabled:
+            return
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.tensorboard.add_scalar(key, value, record["step"])
+        if self.bar is not None:
+            shown = {k: f"{v:.3f}" for k, v in record.items() if k in ("D_real", "D_fake", "G")}
+            shown["img/s"] = f"{record.get('images_per_s', 0.0):.0f}"
+            self.bar.set_postfix(shown, refresh=False)
+
+    def message(self, text: str) -> None:
+        """Print a line without breaking the bar."""
+        if self.enabled:
+            tqdm.write(text, file=sys.stderr)  # stdout stays free for a caller's own output
+
+    def close(self) -> None:
+        """Close the bar and flush TensorBoard."""
+        if self.bar is not None:
+            self.bar.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+

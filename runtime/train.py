@@ -1,0 +1,313 @@
+"""The BigGAN training loop for any ``G(z, y) -> images`` and ``D(x, y) -> logits`` pair."""
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from runtime import UserError
+from runtime.checkpoint import (latest_checkpoint, list_checkpoints, load_checkpoint, pack_tree, save_checkpoint,
+                                unpack_tree)
+from runtime.config import TrainConfig, micro_batch_size
+from runtime.data import DataStream
+from runtime.ema import Ema, unwrap
+from runtime.losses import discriminator_loss, generator_loss
+from runtime.ortho import add_ortho_grad
+from runtime.progress import RunLog, truncate_metrics
+
+SampleFn = Callable[[nn.Module, int, Path], Any]
+LOSS_NAMES = ("D_real", "D_fake", "G")
+
+
+class TrainingError(UserError):
+    """Training cannot go on (a non-finite loss, a run folder that already holds a run, ...)."""
+
+
+@dataclass
+class SingleProcess:
+    """The ``dist`` hook for one process; a distributed layer passes an object with the same fields."""
+
+    rank: int = 0
+    world_size: int = 1
+    is_main: bool = True
+
+    def barrier(self) -> None:
+        """Nothing to wait for with one process."""
+
+
+def _no_sync(module: nn.Module, last_micro_step: bool) -> contextlib.AbstractContextManager:
+    # Under DDP only the last accumulation micro-step needs the gradient all-reduce.
+    if isinstance(module, nn.parallel.DistributedDataParallel) and not last_micro_step:
+        return module.no_sync()
+    return contextlib.nullcontext()
+
+
+class Trainer:
+    """Trains G and D with the BigGAN recipe of ``cfg``; writes metrics, samples and checkpoints to ``run_dir``."""
+
+    def __init__(self, G: nn.Module, D: nn.Module, cfg: TrainConfig, *, z_dim: int, n_classes: int, dataset: Dataset,
+                 run_dir: str | Path, spec: dict[str, Any], device: str | torch.device = "cpu",
+                 sample_fn: SampleFn | None = None, dist: Any = None, num_workers: int = 0,
+                 progress_bar: bool = True) -> None:
+        """Models may be DDP-wrapped; optimisers, EMA and checkpoints use the wrapped ``.module``."""
+        self.G, self.D, self.cfg = G, D, cfg
+        self.G_raw, self.D_raw = unwrap(G), unwrap(D)
+        self.z_dim, self.n_classes, self.dataset = z_dim, n_classes, dataset
+        self.run_dir, self.spec, self.device = Path(run_dir), spec, torch.device(device)
+        self.sample_fn, self.dist = sample_fn, dist or SingleProcess()
+        self.num_workers, self.progress_bar = num_workers, progress_bar
+        try:
+            self.micro = {net: micro_batch_size(cfg, net, self.dist.world_size) for net in ("G", "D")}
+        except ValueError as error:
+            raise TrainingError(str(error)) from None
+        self.opt = {
+            "G": torch.optim.Adam(self.G_raw.parameters(), lr=cfg.lr.G, betas=cfg.betas, eps=cfg.eps),
+            "D": torch.optim.Adam(self.D_raw.parameters(), lr=cfg.lr.D, betas=cfg.betas, eps=cfg.eps),
+        }
+        fp16 = cfg.precision == "fp16"
+        self.scaler = {net: torch.amp.GradScaler(self.device.type, enabled=fp16) for net in ("G", "D")}
+        self.ema = Ema(self.G_raw, cfg.ema.decay, cfg.ema.start) if cfg.ema else None
+        self.z_generator = torch.Generator(self.device)
+        self.step = 0
+        self.consumed = 0  # data samples drawn by this process: the data order's resume point
+        self.elapsed = 0.0
+        self.window = {"sums": [0.0, 0.0, 0.0], "steps": 0}
+        self._signal: int | None = None
+        self._last_saved: Path | None = None
+        self._saved_step = -1  # known on every process, unlike the path (only the main one saves)
+
+    # -- one iteration -------------------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.precision)
+        return torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+    def _latents(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.randn(count, self.z_dim, generator=self.z_generator, device=self.device)
+        y = torch.randint(self.n_classes, (count,), generator=self.z_generator, device=self.device)
+        return z, y
+
+    def _train_step(self, stream: DataStream) -> torch.Tensor:
+        cfg, micro_d = self.cfg, self.micro["D"]
+        # z/labels depend only on (seed, rank, step), so a resumed process needs no generator state and
+        # every process of a distributed run draws different latents.
+        seed = int(np.random.SeedSequence([cfg.seed, self.dist.rank, self.step]).generate_state(1)[0])
+        self.z_generator.manual_seed(seed)
+        self.G.train()  # the reference keeps G in train mode during D steps too (BN stats and SN update)
+        self.D.train()
+        d_real = d_fake = torch.zeros((), device=self.device)
+        for _ in range(cfg.d_steps):
+            self.opt["D"].zero_grad(set_to_none=True)
+            for micro in range(cfg.accumulate.D):
+                images, labels = stream.next()
+                images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+                z, y_fake = self._latents(micro_d)
+                with torch.no_grad(), self._autocast():
+                    fake = self.G_raw(z, y_fake)
+                # One D pass over [fake; real], as the reference: D's SN power iteration advances once per step.
+                with _no_sync(self.D, micro == cfg.accumulate.D - 1), self._autocast():
+                    logits = self.D(torch.cat([fake.to(images.dtype), images]), torch.cat([y_fake, labels]))
+                    loss_real, loss_fake = discriminator_loss(cfg.loss, logits[micro_d:], logits[:micro_d])
+                    self.scaler["D"].scale((loss_real + loss_fake) / cfg.accumulate.D).backward()
+                d_real = d_real + loss_real.detach() / (cfg.accumulate.D * cfg.d_steps)
+                d_fake = d_fake + loss_fake.detach() / (cfg.accumulate.D * cfg.d_steps)
+            self.scaler["D"].step(self.opt["D"])
+            self.scaler["D"].update()
+
+        trainable = [p for p in self.D_raw.parameters() if p.requires_grad]
+        for param in trainable:  # no D gradients are needed during the G step
+            param.requires_grad_(False)
+        try:
+            self.opt["G"].zero_grad(set_to_none=True)
+            g_loss = torch.zeros((), device=self.device)
+            for micro in range(cfg.accumulate.G):
+                z, y = self._latents(self.micro["G"])
+                # D unwrapped: only G's gradients are all-reduced in a distributed run.
+                with _no_sync(self.G, micro == cfg.accumulate.G - 1), self._autocast():
+                    loss = generator_loss(cfg.loss, self.D_raw(self.G(z, y), y))
+                    self.scaler["G"].scale(loss / cfg.accumulate.G).backward()
+                g_loss = g_loss + loss.detach() / cfg.accumulate.G
+            self.scaler["G"].unscale_(self.opt["G"])
+            add_ortho_grad(self.G_raw, cfg.ortho_reg.beta, cfg.ortho_reg.exclude)
+            self.scaler["G"].step(self.opt["G"])
+            self.scaler["G"].update()
+        finally:
+            for param in trainable:
+                param.requires_grad_(True)
+        if self.ema is not None:
+            self.ema.update(self.step + 1)
+        return torch.stack([d_real, d_fake, g_loss]).float()
+
+    # -- state ---------------------------------------------------------------------------------------
+    def _tensors_and_state(self) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
+        optim_tensors: dict[str, torch.Tensor] = {}
+        optim = {net: pack_tree(opt.state_dict(), optim_tensors, net) for net, opt in self.opt.items()}
+        rng = {"torch_cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng.update({f"cuda_{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())})
+        groups = {"G": self.G_raw.state_dict(), "D": self.D_raw.state_dict(), "optim": optim_tensors, "rng": rng}
+        if self.ema is not None:
+            groups["G_ema"] = self.ema.state_dict()
+        version, mt_state, gauss = random.getstate()
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        state = {
+            "step": self.step, "consumed": self.consumed, "elapsed_s": self.elapsed, "window": self.window,
+            "optim": optim, "scalers": {net: s.state_dict() for net, s in self.scaler.items()},
+            "python_rng": [version, list(mt_state), gauss],
+            "numpy_rng": [name, keys.tolist(), pos, has_gauss, cached],
+            "config": self.cfg.model_dump(mode="json"), "world_size": self.dist.world_size,
+        }
+        return groups, state
+
+    def _save(self) -> None:
+        if self.dist.is_main:
+            groups, state = self._tensors_and_state()
+            self._last_saved = save_checkpoint(self.run_dir, self.step, groups, state, self.spec,
+                                               keep=self.cfg.keep_checkpoints)
+        self._saved_step = self.step
+        self.dist.barrier()
+
+    def _restore(self, path: Path) -> None:
+        checkpoint = load_checkpoint(path, expected_spec=self.spec)
+        tensors, state = checkpoint.tensors, checkpoint.state
+        self.G_raw.load_state_dict(tensors["G"])
+        self.D_raw.load_state_dict(tensors["D"])
+        if self.ema is not None:
+            self.ema.load_state_dict(tensors["G_ema"])
+        for net, opt in self.opt.items():
+            opt.load_state_dict(unpack_tree(state["optim"][net], tensors["optim"]))
+            self.scaler[net].load_state_dict(state["scalers"][net])
+        torch.set_rng_state(tensors["rng"]["torch_cpu"])
+        if torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([tensors["rng"][f"cuda_{i}"] for i in range(torch.cuda.device_count())
+                                          if f"cuda_{i}" in tensors["rng"]])
+        version, mt_state, gauss = state["python_rng"]
+        random.setstate((version, tuple(mt_state), gauss))
+        name, keys, pos, has_gauss, cached = state["numpy_rng"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+        self.step, self.consumed, self.elapsed = checkpoint.step, state["consumed"], state["elapsed_s"]
+        self.window = state["window"]
+        self._last_saved, self._saved_step = path, self.step
+
+    # -- samples -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self) -> None:
+        """Call ``sample_fn`` with the EMA G (or G), or write ``samples/step_N.png``: one row per class."""
+        if not self.dist.is_main:
+            return
+        from runtime.images import save_grid
+        from runtime.sampling import class_grid, preserved_training_flags
+
+        model = self.ema.module if self.ema is not None else self.G_raw
+        with preserved_training_flags(model):
+            model.eval()  # sampling must not move BN statistics or SN vectors
+            if self.sample_fn is not None:
+                self.sample_fn(model, self.step, self.run_dir)
+                return
+            # Same seed every time: successive grids show the same z, so progress is comparable.
+            classes = torch.linspace(0, self.n_classes - 1, min(self.n_classes, 10)).round().long().tolist()
+            images = class_grid(model, classes, per_class=8, z_dim=self.z_dim, mode="none", truncation=None,
+                                seed=self.cfg.seed)
+            (self.run_dir / "samples").mkdir(exist_ok=True)
+            save_grid(images, self.run_dir / "samples" / f"step_{self.step:08d}.png", nrow=8)
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._signal is not None:
+            raise KeyboardInterrupt  # a second signal: the user does not want to wait
+        self._signal = signum
+
+    def _start(self, resume: bool) -> str | None:
+        if self.step > 0 and not resume:
+            return None  # a second fit() on this trainer continues from its in-memory state
+        latest = latest_checkpoint(self.run_dir)
+        if resume and latest is not None:
+            self._restore(latest)
+            return f"resumed from '{latest}' at step {self.step}"
+        if not resume and list_checkpoints(self.run_dir):
+            raise TrainingError(f"'{self.run_dir}' already holds checkpoints of a run; resume it "
+                                "(resume=True / --resume) or choose a new run directory")
+        torch.manual_seed(self.cfg.seed)
+        random.seed(self.cfg.seed)
+        np.random.seed(self.cfg.seed)
+        return f"no checkpoint in '{self.run_dir}'; starting from step 0" if resume else None
+
+    def _non_finite(self, name: str, value: float) -> TrainingError:
+        kept = f"the last good checkpoint is '{self._last_saved}'" if self._last_saved else "no checkpoint was saved"
+        return TrainingError(f"step {self.step}: loss {name} is {value}; training stopped without saving this "
+                             f"state ({kept}). Try a lower learning rate, fp32, or check the data.")
+
+    def fit(self, steps: int, resume: bool = False) -> dict[str, Any]:
+        """Train until ``steps`` total iterations (counting those of a resumed run); returns a summary.
+
+        SIGINT/SIGTERM finish the current step, save a checkpoint and return with ``interrupted`` set.
+        A non-finite loss raises TrainingError without saving, so the last good checkpoint stays newest.
+        """
+        main = self.dist.is_main
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        started_from = self._start(resume)
+        if main:
+            (self.run_dir / "spec.json").write_text(json.dumps(self.spec, indent=2) + "\n")
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+        log = RunLog(self.run_dir, total=steps, initial=min(self.step, steps), enabled=main, bar=self.progress_bar)
+        if started_from:
+            log.message(started_from)
+        stream = DataStream(self.dataset, self.micro["D"], self.cfg.seed, start=self.consumed, rank=self.dist.rank,
+                            world_size=self.dist.world_size, num_workers=self.num_workers)
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        first_step, last_sampled, since_record = self.step, -1, 0
+        fit_started = record_started = time.perf_counter()
+        elapsed_before = self.elapsed
+        try:
+            while self.step < steps and self._signal is None:
+                losses = self._train_step(stream).tolist()
+                self.step, self.consumed, since_record = self.step + 1, stream.consumed, since_record + 1
+                self.elapsed = elapsed_before + time.perf_counter() - fit_started  # wall time over all resumes
+                for name, value in zip(LOSS_NAMES, losses):
+                    if not np.isfinite(value):
+                        raise self._non_finite(name, value)
+                self.window["sums"] = [s + v for s, v in zip(self.window["sums"], losses)]
+                self.window["steps"] += 1
+                log.step()
+                if self.step % self.cfg.log_every == 0:
+                    now = time.perf_counter()
+                    # images/s counts real images through D (all processes) in this session's steps.
+                    images = since_record * self.cfg.batch_size * self.cfg.d_steps
+                    means = {n: s / self.window["steps"] for n, s in zip(LOSS_NAMES, self.window["sums"])}
+                    log.record({"step": self.step, **means, "seconds": self.elapsed,
+                                "images_per_s": images / max(now - record_started, 1e-9)})
+                    self.window, record_started, since_record = {"sums": [0.0, 0.0, 0.0], "steps": 0}, now, 0
+                if self.step % self.cfg.sample_every == 0:
+                    self.sample()
+                    last_sampled = self.step
+                if self.step % self.cfg.checkpoint_every == 0:
+                    self._save()
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            stream.close()
+            log.close()
+        if self.step > first_step or self._saved_step < 0:
+            if self._saved_step != self.step:
+                self._save()
+            if last_sampled != self.step:
+                self.sample()
+        interrupted = signal.Signals(self._signal).name if self._signal is not None else None
+        if interrupted:
+            log.message(f"{interrupted}: stopped after step {self.step}; checkpoint saved to '{self._last_saved}'. "
+                        "Resume with resume=True (zoo train --resume).")
+        self._signal = None
+        return {"step": self.step, "checkpoint": str(self._last_saved) if self._last_saved else None,
+                "interrupted": interrupted, "seconds": self.elapsed, "run_dir": str(self.run_dir)}
