@@ -65,10 +65,6 @@ class Op(BaseModel):
         """The torch module computing this node (imports torch lazily)."""
         raise NotImplementedError
 
-    @property
-    def op_name(self) -> str:
-        return self.model_fields["op"].default  # type: ignore[index]
-
 
 def register(cls: type[Op]) -> type[Op]:
     """Add an op class to the closed registry under its `op` tag."""

@@ -1,0 +1,1 @@
+"""torch modules built by the ops (imported only when a graph is lowered)."""
