@@ -14,7 +14,7 @@ import torch.nn as nn
 from compiler.api import compile_graph, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
-TSV_DIR = REPO.parent / "shared" / "reference" / "checkpoint-keys" / "biggan-pytorch"
+TSV_DIR = REPO / "tests" / "data" / "checkpoint-keys" / "biggan-pytorch"  # copied from the team reference
 
 # (spec, G, D) from section 7; None where the reference has no figure
 REFERENCE_COUNTS = [

@@ -10,7 +10,7 @@ import importlib
 import sys
 
 COMMANDS = ["check", "expand", "schema", "code", "build", "list", "train", "sample", "interpolate",
-            "export"]
+            "export", "convert"]
 
 
 class UsageError(Exception):

@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
+from typing import Any, Iterator
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +29,49 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-bar", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
 
 
+class _Quiet(Exception):
+    """A user error that another process reports: this one exits 1 without repeating it."""
+
+
+@contextlib.contextmanager
+def _reported_by(speaks: bool) -> Iterator[None]:
+    """Errors every process hits alike are printed by the process that ``speaks``; the others stay quiet."""
+    from zoo.cli import user_error_types
+
+    try:
+        yield
+    except user_error_types():
+        if speaks:
+            raise
+        raise _Quiet from None
+
+
+def _batch_split(cfg: Any, world_size: int) -> str:
+    """'batch 256 = 2 process(es) x 4 accumulation step(s) x 32 per device', or a TrainingError."""
+    from runtime.config import micro_batch_size
+    from runtime.train import TrainingError
+
+    parts = []
+    try:
+        for net in ("D", "G"):
+            steps = getattr(cfg.accumulate, net)
+            parts.append(f"{world_size} process(es) x {steps} accumulation step(s) x "
+                         f"{micro_batch_size(cfg, net, world_size)} per device")
+    except ValueError as error:
+        raise TrainingError(f"{error}: torchrun starts {world_size} process(es)") from None
+    text = f"batch {cfg.batch_size} = {parts[0]}"
+    return text if parts[1] == parts[0] else f"{text} (D), {parts[1]} (G)"
+
+
 def run(args: argparse.Namespace) -> int:
+    """Train; every process of a torchrun job runs this."""
+    try:
+        return _train(args)
+    except _Quiet:
+        return 1
+
+
+def _train(args: argparse.Namespace) -> int:
     from zoo.cli import UsageError
 
     if args.steps < 1:
@@ -42,8 +86,12 @@ def run(args: argparse.Namespace) -> int:
     from zoo.model import build
     from zoo.train_config import check_train
 
-    spec = load_spec(args.spec, args.overrides)
-    cfg = check_train(spec)
+    # Before joining the process group every process of a node sees the same spec and flags, so only
+    # local rank 0 reports their errors (once per node, not once per GPU).
+    with _reported_by(distributed.announces_errors()):
+        spec = load_spec(args.spec, args.overrides)
+        cfg = check_train(spec)
+        split = _batch_split(cfg, distributed.environment_world_size())
     group = distributed.from_environment(args.device, args.dist_timeout)
     try:
         model = build(spec, seed=cfg.seed, device=group.device)
@@ -59,10 +107,10 @@ def run(args: argparse.Namespace) -> int:
             print(dataset.summary())
             for warning in getattr(dataset, "warnings", []):
                 print(f"warning: {warning}", file=sys.stderr)
-            micro = cfg.batch_size // (cfg.accumulate.D * group.world_size)
-            print(f"{spec.name}: batch {cfg.batch_size} = {group.world_size} process(es) x {cfg.accumulate.D} "
-                  f"accumulation step(s) x {micro} per device; {cfg.precision}; run folder {run_dir}")
-        distributed.check_identical({"G": model.G, "D": model.D}, group)
+            backend = f"{'nccl' if group.device.type == 'cuda' else 'gloo'}, " if group.active else ""
+            print(f"{spec.name}: {split}; {backend}{cfg.precision}; run folder {run_dir}")
+        with _reported_by(group.is_main):  # every rank sees the same fingerprints: rank 0 says it
+            distributed.check_identical({"G": model.G, "D": model.D}, group)
         G, D = distributed.wrap(model.G, group), distributed.wrap(model.D, group)
         workers = args.workers if args.workers is not None else (2 if group.device.type == "cuda" else 0)
         trainer = Trainer(G, D, cfg, z_dim=model.z_dim, n_classes=model.n_classes, dataset=dataset,
