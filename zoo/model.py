@@ -65,13 +65,19 @@ def build(spec: Any, weights: Any = None, *, device: Any = None, overrides: tupl
     """Compile every graph; `device="meta"` allocates nothing; `weights` is a zoo weights file."""
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec if isinstance(spec, Path) else str(spec),
                                                                     overrides)
+    stored = None
+    if weights is not None:
+        from zoo.weights import WeightsFile
+
+        stored = WeightsFile(weights)  # read first: graphs it holds need no (slow) initialisation
     graphs = {}
     for name in loaded.graphs:
         if seed is not None and device != "meta":
             torch.manual_seed(seed + len(graphs))
-        graphs[name] = compile_graph(loaded, name, device=device)
+        graphs[name] = compile_graph(loaded, name, device=device, init=stored is None or name not in stored.graphs)
     model = Model(loaded, graphs)
-    if weights is not None:
+    if stored is not None:
         from zoo.weights import load_weights
-        load_weights(model, weights)
+
+        load_weights(model, stored)
     return model

@@ -153,14 +153,14 @@ class WeightsFile:
         return self.metadata.get("spec_name", "?")
 
 
-def load_weights(model: "Model", path: str | Path) -> None:
+def load_weights(model: "Model", path: "str | Path | WeightsFile") -> None:
     """Load a zoo weights file into every graph it holds, all or nothing; WeightsError on any mismatch.
 
     The file's spec must have the same graphs as the model's (other sections such as `train` or the
     description may differ). A graph of the model that the file lacks keeps its initialisation, with a
     warning saying so.
     """
-    stored = WeightsFile(path)
+    stored = path if isinstance(path, WeightsFile) else WeightsFile(path)
     current = model.spec.data
     if spec_hash(stored.spec.get("graphs")) != spec_hash(current.get("graphs")):
         diff = spec_differences(stored.spec.get("graphs"), current.get("graphs"), "graphs")
