@@ -24,14 +24,16 @@ VARIANTS = {
 }
 
 
-def make_trainer(spec: str, batch: int, precision: str, channels_last: bool, compile: bool, run_dir: str):
+def make_trainer(spec: str, batch: int, precision: str, channels_last: bool, compile: bool, run_dir: str,
+                 d_steps: int | None = None):
     """A Trainer over random data of the spec's resolution, with the spec's recipe at `batch`."""
     import zoo
     from runtime.train import Trainer
     from zoo.train_config import check_train
 
-    model = zoo.build(spec, overrides=(f"train.batch_size={batch}", f"train.precision={precision}",
-                                       "train.accumulate.G=1", "train.accumulate.D=1"))
+    overrides = (f"train.batch_size={batch}", f"train.precision={precision}", "train.accumulate.G=1",
+                 "train.accumulate.D=1") + ((f"train.d_steps={d_steps}",) if d_steps else ())
+    model = zoo.build(spec, overrides=overrides)
     cfg = check_train(model.spec)
     G, D = model.G, model.D
     if channels_last:
@@ -60,8 +62,12 @@ def iteration_flops(model, cfg, batch: int) -> int:
             fake = model.G(z, y)
         model.D(torch.cat([fake, fake]), torch.cat([y, y])).sum().backward()
     d_step = counter.get_total_flops()
+    for p in model.D.parameters():  # the G step needs no D weight gradients (the trainer freezes D)
+        p.requires_grad_(False)
     with FlopCounterMode(display=False) as counter:
         model.D(model.G(z, y), y).sum().backward()
+    for p in model.D.parameters():
+        p.requires_grad_(True)
     return cfg.d_steps * d_step + counter.get_total_flops()
 
 
@@ -70,6 +76,7 @@ def main() -> None:
     parser.add_argument("spec", nargs="?", default="biggan32")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--d-steps", type=int, default=None, help="D steps per G step (default: the spec's)")
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--variants", default="eager,channels_last,bf16,bf16_channels_last")
@@ -81,7 +88,8 @@ def main() -> None:
     flops = None
     for name in args.variants.split(","):
         with tempfile.TemporaryDirectory() as run_dir:
-            trainer, model, cfg = make_trainer(args.spec, args.batch, run_dir=run_dir, **VARIANTS[name])
+            trainer, model, cfg = make_trainer(args.spec, args.batch, run_dir=run_dir, d_steps=args.d_steps,
+                                              **VARIANTS[name])
             if flops is None:
                 flops = iteration_flops(model, cfg, args.batch)
                 print(f"one iteration = {cfg.d_steps} D step(s) + 1 G step + EMA: {flops / 1e9:.1f} GFLOP")
