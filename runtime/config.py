@@ -84,9 +84,6 @@ class TrainConfig(_Strict):
     sample_every: int = Field(500, ge=1, description="Steps between sample grids (one is also written at the end).")
     checkpoint_every: int = Field(1000, ge=1, description="Steps between checkpoints (one is also written at the end).")
     keep_checkpoints: int = Field(3, ge=1, description="How many newest checkpoints to keep on disk.")
-    cross_replica_bn: bool = Field(
-        False, description="Synchronise BatchNorm statistics across processes (paper yes on TPU; reference off)."
-    )
     data: str | None = Field(
         None, description="Dataset: a folder with one sub-folder per class, or 'builtin:shapes'."
     )

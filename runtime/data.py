@@ -201,47 +201,51 @@ def open_dataset(source: str | Path, resolution: int) -> ImageFolderDataset | Sh
     return ImageFolderDataset(text, resolution)
 
 
-def epoch_order(length: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
-    """Sample indices of one epoch for one process: a permutation fixed by (seed, epoch), sharded by rank.
-
-    The tail that does not divide by ``world_size`` is dropped so that every process sees as many samples.
-    """
+def epoch_order(length: int, seed: int, epoch: int) -> torch.Tensor:
+    """Sample indices of one epoch: a permutation fixed by (seed, epoch), the same on every process."""
     generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
-    order = torch.randperm(length, generator=generator)
-    usable = length - length % world_size
-    return order[rank:usable:world_size]
+    return torch.randperm(length, generator=generator)
 
 
 class _ResumableBatches(torch.utils.data.Sampler):
-    """Endless index batches over consecutive epochs, starting after ``start`` already-consumed samples."""
+    """Endless index batches: this rank's slice of each block of ``batch_size * world_size`` samples.
+
+    The sample stream is the concatenation of the epochs' permutations; block k holds stream samples
+    ``[start + k*W*b, start + (k+1)*W*b)`` and rank r takes ``[r*b, (r+1)*b)`` of it. So the union over
+    ranks of one block is the batch a single process with batch ``W*b`` would draw, and the position in
+    the stream (``start``, counted in samples of all processes) means the same for any world size.
+    """
 
     def __init__(self, length: int, batch_size: int, seed: int, start: int, rank: int, world_size: int) -> None:
+        if length == 0:
+            raise DataError("the dataset holds no samples")
         self.length, self.batch_size, self.seed = length, batch_size, seed
         self.start, self.rank, self.world_size = start, rank, world_size
-        self.per_epoch = length // world_size
-        if self.per_epoch == 0:
-            raise DataError(f"the dataset has {length} images, fewer than the {world_size} processes")
 
     def __iter__(self):
-        epoch, offset = divmod(self.start, self.per_epoch)
-        order = epoch_order(self.length, self.seed, epoch, self.rank, self.world_size)
+        position = self.start + self.rank * self.batch_size
+        epoch = position // self.length
+        order = epoch_order(self.length, self.seed, epoch)
         while True:
             batch: list[int] = []
             while len(batch) < self.batch_size:  # a batch may straddle two epochs
-                if offset == self.per_epoch:
-                    epoch, offset = epoch + 1, 0
-                    order = epoch_order(self.length, self.seed, epoch, self.rank, self.world_size)
-                take = min(self.batch_size - len(batch), self.per_epoch - offset)
+                if position // self.length != epoch:
+                    epoch = position // self.length
+                    order = epoch_order(self.length, self.seed, epoch)
+                offset = position % self.length
+                take = min(self.batch_size - len(batch), self.length - offset)
                 batch.extend(order[offset:offset + take].tolist())
-                offset += take
+                position += take
+            position += (self.world_size - 1) * self.batch_size  # skip the other ranks' slices of the next block
             yield batch
 
 
 class DataStream:
     """Endless (images, labels) batches whose order depends only on (seed, samples consumed, rank, world size).
 
-    ``consumed`` counts the samples this process has drawn; a new stream built with ``start=consumed``
-    continues exactly where the old one stopped, even mid-epoch.
+    ``consumed`` counts the samples drawn by all processes together (``batch_size * world_size`` per
+    batch); a new stream built with ``start=consumed`` continues exactly where the old one stopped, even
+    mid-epoch and even with another number of processes (same global batch, other split).
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int, *, start: int = 0, rank: int = 0,
@@ -249,6 +253,7 @@ class DataStream:
         """Build the loader; ``pin_memory`` defaults to whether CUDA is available."""
         sampler = _ResumableBatches(len(dataset), batch_size, seed, start, rank, world_size)
         self.batch_size = batch_size
+        self.global_batch = batch_size * world_size
         self.consumed = start
         self._loader = DataLoader(
             dataset, batch_sampler=sampler, num_workers=num_workers,
@@ -263,7 +268,7 @@ class DataStream:
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next batch (images float (B,3,R,R) in [-1,1], labels int64 (B,))."""
         images, labels = next(self._iterator)
-        self.consumed += self.batch_size
+        self.consumed += self.global_batch
         return images, labels
 
     def close(self) -> None:

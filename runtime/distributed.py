@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -43,14 +44,66 @@ class ProcessGroup:
         if self.active:
             dist.barrier()
 
-    def restarts(self) -> int:
-        """How many times torchrun's elastic agent restarted this job (0 the first time)."""
-        return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    def all_mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The element-wise mean of ``tensor`` over all processes (the tensor itself with one)."""
+        if not self.active:
+            return tensor
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor / self.world_size
+
+    def restarted(self) -> bool:
+        """Whether torchrun's elastic agent (--max-restarts) restarted this job, as any rank saw it.
+
+        TORCHELASTIC_RESTART_COUNT is counted per node and stays 0 on a node whose own workers did not
+        fail, so every rank takes the largest count: all ranks then agree on whether to resume.
+        """
+        count = float(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        return bool(self.all_mean(torch.tensor([count], device=self.device)).item() > 0)
+
+
+def environment_world_size() -> int:
+    """The number of processes torchrun starts (WORLD_SIZE), known before any process group exists."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def announces_errors() -> bool:
+    """Whether this process prints errors that every process hits alike: local rank 0, one per node."""
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0
+
+
+# Words in the messages of gloo/NCCL/c10d errors: a dead or silent peer, a closed socket, a timeout.
+_COLLECTIVE_WORDS = ("gloo", "nccl", "c10d", "connection", "timed out", "timeout", "process group", "peer")
+
+
+def is_collective_failure(error: BaseException) -> bool:
+    """Whether ``error`` comes from a collective that failed (rather than from a bug in the model)."""
+    if isinstance(error, dist.DistError):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(word in text for word in _COLLECTIVE_WORDS)
+
+
+def _launch_store(rank: int, world_size: int, timeout: datetime.timedelta) -> dist.Store | None:
+    """torchrun's shared store, scoped to this launch of the workers; None when torchrun does not share one.
+
+    torchrun keeps one store for the whole job, across --max-restarts, so the keys a process group
+    writes (each rank's gloo address, NCCL's unique id) would still hold the dead launch's values
+    after a restart (pytorch/pytorch#135712). TORCHELASTIC_RESTART_COUNT cannot scope them: it is
+    counted per node and differs between nodes. Instead each rank counts its own starts in the
+    store; torchrun restarts every rank together, so all ranks of one launch reach the same count.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
+                          is_master=False, timeout=timeout)
+    starts = store.add(f"zoo/starts/world{world_size}/rank{rank}", 1)
+    return dist.PrefixStore(f"zoo/world{world_size}/start{starts}/", store)
 
 
 def from_environment(device: str | None = None, timeout_s: float = 300.0) -> ProcessGroup:
     """Join the process group torchrun describes in RANK/WORLD_SIZE/LOCAL_RANK, or run alone."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = environment_world_size()
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
     if use_cuda and not torch.cuda.is_available():
@@ -64,9 +117,10 @@ def from_environment(device: str | None = None, timeout_s: float = 300.0) -> Pro
         raise DistributedError("WORLD_SIZE > 1 but MASTER_ADDR is not set: launch with torchrun "
                                "(torchrun --nproc-per-node N -m zoo train ...)")
     backend = "nccl" if use_cuda else "gloo"
+    timeout = datetime.timedelta(seconds=timeout_s)
     try:
-        dist.init_process_group(backend, rank=rank, world_size=world_size,
-                                timeout=datetime.timedelta(seconds=timeout_s))
+        store = _launch_store(rank, world_size, timeout)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
     except (RuntimeError, ValueError) as e:
         raise DistributedError(f"rank {rank}: cannot join the {backend} process group: {e}") from None
     return ProcessGroup(rank, world_size, local_rank, where)
@@ -81,7 +135,12 @@ def wrap(module: nn.Module, group: ProcessGroup) -> nn.Module:
     if not group.active:
         return module
     ids = [group.device.index] if group.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    with warnings.catch_warnings():
+        # torch >= 2.13 deprecates broadcast_buffers but its replacement still syncs buffers at init,
+        # and its own warning says to keep broadcast_buffers=False for rank-local buffers until
+        # init_sync_buffers exists.
+        warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
 
 
 def fingerprint(module: nn.Module) -> torch.Tensor:

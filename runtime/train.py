@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -44,6 +44,17 @@ class SingleProcess:
 
     def barrier(self) -> None:
         """Nothing to wait for with one process."""
+
+    def all_mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The mean over one process: the tensor itself."""
+        return tensor
+
+
+def _collective_failure(error: BaseException) -> bool:
+    # Imported lazily: runtime.distributed imports torch.distributed, which a single process never needs.
+    from runtime.distributed import is_collective_failure
+
+    return is_collective_failure(error)
 
 
 def _no_sync(module: nn.Module, last_micro_step: bool) -> contextlib.AbstractContextManager:
@@ -80,7 +91,7 @@ class Trainer:
         self.ema = Ema(self.G_raw, cfg.ema.decay, cfg.ema.start) if cfg.ema else None
         self.z_generator = torch.Generator(self.device)
         self.step = 0
-        self.consumed = 0  # data samples drawn by this process: the data order's resume point
+        self.consumed = 0  # data samples drawn by all processes: the data order's resume point
         self.elapsed = 0.0
         self.window = {"sums": [0.0, 0.0, 0.0], "steps": 0}
         self._signal: int | None = None
@@ -92,26 +103,34 @@ class Trainer:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.precision)
         return torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
-    def _latents(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        z = torch.randn(count, self.z_dim, generator=self.z_generator, device=self.device)
-        y = torch.randint(self.n_classes, (count,), generator=self.z_generator, device=self.device)
-        return z, y
+    def _latents(self, net: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """This process's (z, y) for each accumulation micro-step of one D or G update.
+
+        The whole global batch is drawn on every process and each takes its slice, so the set of latents
+        of an update is the same for any number of processes: micro-step m of rank r gets samples
+        ``[(m * world + r) * micro, ... + micro)``, i.e. each micro-step is one contiguous block split
+        over the ranks, as the data stream's blocks are.
+        """
+        world, micro = self.dist.world_size, self.micro[net]
+        z = torch.randn(self.cfg.batch_size, self.z_dim, generator=self.z_generator, device=self.device)
+        y = torch.randint(self.n_classes, (self.cfg.batch_size,), generator=self.z_generator, device=self.device)
+        starts = [(m * world + self.dist.rank) * micro for m in range(getattr(self.cfg.accumulate, net))]
+        return [(z[start:start + micro], y[start:start + micro]) for start in starts]
 
     def _train_step(self, stream: DataStream) -> torch.Tensor:
         cfg, micro_d = self.cfg, self.micro["D"]
-        # z/labels depend only on (seed, rank, step), so a resumed process needs no generator state and
-        # every process of a distributed run draws different latents.
-        seed = int(np.random.SeedSequence([cfg.seed, self.dist.rank, self.step]).generate_state(1)[0])
+        # z/labels depend only on (seed, step), so a resumed process needs no generator state, and every
+        # process draws the same global batch and takes its own slice of it (see _latents).
+        seed = int(np.random.SeedSequence([cfg.seed, self.step]).generate_state(1)[0])
         self.z_generator.manual_seed(seed)
         self.G.train()  # the reference keeps G in train mode during D steps too (BN stats and SN update)
         self.D.train()
         d_real = d_fake = torch.zeros((), device=self.device)
         for _ in range(cfg.d_steps):
             self.opt["D"].zero_grad(set_to_none=True)
-            for micro in range(cfg.accumulate.D):
+            for micro, (z, y_fake) in enumerate(self._latents("D")):
                 images, labels = stream.next()
                 images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
-                z, y_fake = self._latents(micro_d)
                 with torch.no_grad(), self._autocast():
                     fake = self.G_raw(z, y_fake)
                 # One D pass over [fake; real], as the reference: D's SN power iteration advances once per step.
@@ -130,8 +149,7 @@ class Trainer:
         try:
             self.opt["G"].zero_grad(set_to_none=True)
             g_loss = torch.zeros((), device=self.device)
-            for micro in range(cfg.accumulate.G):
-                z, y = self._latents(self.micro["G"])
+            for micro, (z, y) in enumerate(self._latents("G")):
                 # D unwrapped: only G's gradients are all-reduced in a distributed run.
                 with _no_sync(self.G, micro == cfg.accumulate.G - 1), self._autocast():
                     loss = generator_loss(cfg.loss, self.D_raw(self.G(z, y), y))
@@ -144,7 +162,7 @@ class Trainer:
         finally:
             for param in trainable:
                 param.requires_grad_(True)
-        if self.ema is not None:
+        if self.ema is not None:  # once per optimiser step, never per accumulation micro-step
             self.ema.update(self.step + 1)
         return torch.stack([d_real, d_fake, g_loss]).float()
 
@@ -169,13 +187,15 @@ class Trainer:
         }
         return groups, state
 
-    def _save(self) -> None:
+    def _save(self, wait: bool = True) -> None:
+        """Rank 0 writes the checkpoint (no collective needed); ``wait`` makes the others wait for it."""
         if self.dist.is_main:
             groups, state = self._tensors_and_state()
             self._last_saved = save_checkpoint(self.run_dir, self.step, groups, state, self.spec,
                                                keep=self.cfg.keep_checkpoints)
         self._saved_step = self.step
-        self.dist.barrier()
+        if wait:
+            self.dist.barrier()
 
     def _restore(self, path: Path) -> None:
         checkpoint = load_checkpoint(path, expected_spec=self.spec)
@@ -242,20 +262,67 @@ class Trainer:
         np.random.seed(self.cfg.seed)
         return f"no checkpoint in '{self.run_dir}'; starting from step 0" if resume else None
 
+    def _check_same_start(self) -> None:
+        """Fail on every rank when the ranks start from different steps (e.g. run folders not shared)."""
+        moments = torch.tensor([float(self.step), float(self.step) ** 2], dtype=torch.float64, device=self.device)
+        mean, mean_sq = self.dist.all_mean(moments).tolist()
+        if mean_sq != mean * mean:  # equal only when every rank holds the same step
+            raise TrainingError(
+                f"rank {self.dist.rank}: this process starts at step {self.step} but others start elsewhere "
+                f"(mean step {mean:g}): every node must see the same run folder '{self.run_dir}' (a shared "
+                "file system) and the same --resume flag")
+
     def _non_finite(self, name: str, value: float) -> TrainingError:
         kept = f"the last good checkpoint is '{self._last_saved}'" if self._last_saved else "no checkpoint was saved"
         return TrainingError(f"step {self.step}: loss {name} is {value}; training stopped without saving this "
                              f"state ({kept}). Try a lower learning rate, fp32, or check the data.")
 
+    def _lost_peer(self, error: BaseException) -> TrainingError:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        kept = (f"the last checkpoint is step {self._saved_step}" if self._saved_step >= 0
+                else "no checkpoint was saved yet")
+        return TrainingError(
+            f"rank {self.dist.rank}: lost contact with the other processes during step {self.step + 1} "
+            f"({first_line[:300]}); another rank probably died, was stopped or timed out: see its output. "
+            f"This step was not saved ({kept}); run again with --resume, or launch torchrun with "
+            "--max-restarts N to resume automatically.")
+
+    @contextlib.contextmanager
+    def _peers_alive(self) -> Iterator[None]:
+        """Turn a collective that fails because a peer died into a clear TrainingError (no traceback)."""
+        try:
+            yield
+        except RuntimeError as error:
+            if self.dist.world_size > 1 and _collective_failure(error):
+                raise self._lost_peer(error) from None
+            raise
+
+    def _agree(self, losses: torch.Tensor) -> tuple[list[float], bool]:
+        """Mean losses over all processes, and whether any process was asked to stop.
+
+        One small all-reduce per step: rank 0 logs the mean over all ranks; a non-finite loss on one
+        rank reaches all (so all stop together, none hangs); and a signal that only some ranks got so
+        far stops every rank after the same step, so rank 0 saves a state they all share.
+        """
+        stop = torch.tensor([float(self._signal is not None)], device=losses.device)
+        agreed = self.dist.all_mean(torch.cat([losses, stop])).tolist()
+        return agreed[:3], agreed[3] > 0
+
     def fit(self, steps: int, resume: bool = False) -> dict[str, Any]:
         """Train until ``steps`` total iterations (counting those of a resumed run); returns a summary.
 
-        SIGINT/SIGTERM finish the current step, save a checkpoint and return with ``interrupted`` set.
-        A non-finite loss raises TrainingError without saving, so the last good checkpoint stays newest.
+        SIGINT/SIGTERM finish the current step, save a checkpoint and return with ``interrupted`` set;
+        with several processes they all stop after the same step and rank 0 saves without waiting on
+        the others, so a job that torchrun is tearing down cannot hang in a collective.
+        A non-finite loss raises TrainingError without saving, so the last good checkpoint stays newest;
+        so does a collective that fails because another process died (a clear TrainingError per rank).
         """
         main = self.dist.is_main
         self.run_dir.mkdir(parents=True, exist_ok=True)
         started_from = self._start(resume)
+        if self.dist.world_size > 1:
+            with self._peers_alive():
+                self._check_same_start()
         if main:
             (self.run_dir / "spec.json").write_text(json.dumps(self.spec, indent=2) + "\n")
             truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
@@ -270,9 +337,11 @@ class Trainer:
         first_step, last_sampled, since_record = self.step, -1, 0
         fit_started = record_started = time.perf_counter()
         elapsed_before = self.elapsed
+        stop = False
         try:
-            while self.step < steps and self._signal is None:
-                losses = self._train_step(stream).tolist()
+            while self.step < steps and not stop:
+                with self._peers_alive():
+                    losses, stop = self._agree(self._train_step(stream))
                 self.step, self.consumed, since_record = self.step + 1, stream.consumed, since_record + 1
                 self.elapsed = elapsed_before + time.perf_counter() - fit_started  # wall time over all resumes
                 for name, value in zip(LOSS_NAMES, losses):
@@ -293,7 +362,8 @@ class Trainer:
                     self.sample()
                     last_sampled = self.step
                 if self.step % self.cfg.checkpoint_every == 0:
-                    self._save()
+                    with self._peers_alive():  # the barrier after saving
+                        self._save()
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
@@ -301,10 +371,13 @@ class Trainer:
             log.close()
         if self.step > first_step or self._saved_step < 0:
             if self._saved_step != self.step:
-                self._save()
+                with self._peers_alive():
+                    self._save(wait=not stop)
             if last_sampled != self.step:
                 self.sample()
         interrupted = signal.Signals(self._signal).name if self._signal is not None else None
+        if stop and interrupted is None:
+            interrupted = "a signal to another process"
         if interrupted:
             log.message(f"{interrupted}: stopped after step {self.step}; checkpoint saved to '{self._last_saved}'. "
                         "Resume with resume=True (zoo train --resume).")

@@ -86,14 +86,11 @@ def test_builtin_shapes_is_fast_deterministic_and_class_dependent() -> None:
     assert dataset[0][0].min() >= -1 and dataset[0][0].max() <= 1 and "builtin:shapes: 5000 images" in dataset.summary()
 
 
-def test_epoch_order_depends_only_on_seed_epoch_and_shards() -> None:
+def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch() -> None:
     assert torch.equal(epoch_order(50, 3, 1), epoch_order(50, 3, 1))
     assert not torch.equal(epoch_order(50, 3, 1), epoch_order(50, 3, 2))
     assert not torch.equal(epoch_order(50, 3, 1), epoch_order(50, 4, 1))
-    shards = [epoch_order(50, 3, 1, rank, 3) for rank in range(3)]
-    assert all(len(shard) == 16 for shard in shards)
-    combined = torch.cat(shards)
-    assert len(set(combined.tolist())) == 48 and set(combined.tolist()) <= set(range(50))
+    assert sorted(epoch_order(50, 3, 1).tolist()) == list(range(50))  # ranks slice it (tests/test_distributed.py)
 
 
 def test_stream_resumes_mid_epoch_exactly() -> None:

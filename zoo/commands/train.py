@@ -102,7 +102,7 @@ def _train(args: argparse.Namespace) -> int:
             raise TrainingError(f"the dataset '{source}' has {data_classes} classes but {spec.path} is built for "
                                 f"{model.n_classes}; set --set vars.n_classes={data_classes} or use fewer classes")
         run_dir = Path(args.out or Path("runs") / spec.name)
-        resume = args.resume or group.restarts() > 0  # torchrun --max-restarts: carry on from the last checkpoint
+        resume = args.resume or group.restarted()  # torchrun --max-restarts: carry on from the last checkpoint
         if group.is_main:
             print(dataset.summary())
             for warning in getattr(dataset, "warnings", []):
