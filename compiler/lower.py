@@ -31,8 +31,9 @@ def lower(checked: CheckedGraph, device: str | torch.device | None = None,
                                            name=f"{ref.name}_{ref.port}")
         return ports[key]
 
+    on_meta = device is not None and torch.device(device).type == "meta"
     where = torch.device(device) if device is not None else contextlib.nullcontext()
-    with where:
+    with where, (skipped_init() if on_meta else contextlib.nullcontext()):
         for node in checked.nodes:
             root.add_module(node.name, node.op.build(node.in_types, checked.settings))
     used_ports = sorted({(r.name, r.port) for n in checked.nodes for r in n.inputs if r.port is not None}
@@ -50,6 +51,29 @@ def lower(checked: CheckedGraph, device: str | torch.device | None = None,
         from compiler.modules.init import init_weights
         init_weights(module, checked.settings.init)
     return module
+
+
+_INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+                   "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_")
+
+
+@contextlib.contextmanager
+def skipped_init():
+    """Make torch.nn.init a no-op while modules are built on the meta device.
+
+    Initialising meta tensors computes nothing, but runs torch's Python reference kernels, whose
+    first use imports sympy and friends (about a second). Modules keep their shapes and dtypes.
+    """
+    import torch.nn.init as init
+
+    saved = {name: getattr(init, name) for name in _INIT_FUNCTIONS}
+    for name in _INIT_FUNCTIONS:
+        setattr(init, name, lambda tensor, *args, **kwargs: tensor)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(init, name, fn)
 
 
 def readable_code(module: fx.GraphModule) -> str:
