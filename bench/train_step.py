@@ -25,15 +25,15 @@ VARIANTS = {
 
 
 def make_trainer(spec: str, batch: int, precision: str, channels_last: bool, compile: bool, run_dir: str,
-                 d_steps: int | None = None):
+                 d_steps: int | None = None, device: str = "cpu", overrides: tuple[str, ...] = ()):
     """A Trainer over random data of the spec's resolution, with the spec's recipe at `batch`."""
     import zoo
     from runtime.train import Trainer
     from zoo.train_config import check_train
 
     overrides = (f"train.batch_size={batch}", f"train.precision={precision}", "train.accumulate.G=1",
-                 "train.accumulate.D=1") + ((f"train.d_steps={d_steps}",) if d_steps else ())
-    model = zoo.build(spec, overrides=overrides)
+                 "train.accumulate.D=1") + ((f"train.d_steps={d_steps}",) if d_steps else ()) + overrides
+    model = zoo.build(spec, overrides=overrides, device=device)
     cfg = check_train(model.spec)
     G, D = model.G, model.D
     if channels_last:
@@ -47,7 +47,7 @@ def make_trainer(spec: str, batch: int, precision: str, channels_last: bool, com
     if compile:
         G, D = torch.compile(G), torch.compile(D)
     trainer = Trainer(G, D, cfg, z_dim=model.z_dim, n_classes=model.n_classes, dataset=dataset, run_dir=run_dir,
-                      spec=model.spec.data, progress_bar=False)
+                      spec=model.spec.data, progress_bar=False, device=device)
     return trainer, model, cfg
 
 
@@ -55,8 +55,9 @@ def iteration_flops(model, cfg, batch: int) -> int:
     """FLOPs of one iteration (d_steps x (G no-grad fwd + D fwd/bwd on 2B) + G fwd/bwd with D fwd/bwd)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    z = torch.randn(batch, model.z_dim)
-    y = torch.randint(model.n_classes, (batch,))
+    device = next(model.G.parameters()).device
+    z = torch.randn(batch, model.z_dim, device=device)
+    y = torch.randint(model.n_classes, (batch,), device=device)
     with FlopCounterMode(display=False) as counter:
         with torch.no_grad():
             fake = model.G(z, y)
@@ -78,17 +79,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--d-steps", type=int, default=None, help="D steps per G step (default: the spec's)")
     parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                        help="spec override, e.g. --set vars.ch=64")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--variants", default="eager,channels_last,bf16,bf16_channels_last")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import tempfile
 
-    print(f"{args.spec}: batch {args.batch}, {args.threads} thread(s), torch {torch.__version__}")
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{args.threads} CPU thread(s)"
+    print(f"{args.spec} {' '.join(args.overrides)}: batch {args.batch}, {where}, torch {torch.__version__}")
     flops = None
     for name in args.variants.split(","):
         with tempfile.TemporaryDirectory() as run_dir:
             trainer, model, cfg = make_trainer(args.spec, args.batch, run_dir=run_dir, d_steps=args.d_steps,
+                                              device=args.device, overrides=tuple(args.overrides),
                                               **VARIANTS[name])
             if flops is None:
                 flops = iteration_flops(model, cfg, args.batch)
@@ -101,6 +107,8 @@ def main() -> None:
                 start = time.perf_counter()
                 trainer._train_step(stream)
                 trainer.step += 1
+                if args.device.startswith("cuda"):
+                    torch.cuda.synchronize()
                 if i >= args.warmup:
                     times.append(time.perf_counter() - start)
             stream.close()

@@ -79,6 +79,10 @@ class TrainConfig(_Strict):
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="fp32; bf16 autocast; or fp16 autocast with a gradient scaler per network."
     )
+    channels_last: bool = Field(
+        False, description="Keep conv weights, and so activations, in NHWC memory format: oneDNN convolutions "
+        "on CPUs run 2-3x faster in it, and GPU tensor cores prefer it for bf16/fp16.",
+    )
     seed: int = Field(0, description="Seeds z/label sampling, data order and torch/python/numpy RNGs.")
     log_every: int = Field(10, ge=1, description="Steps between metrics lines (metrics.jsonl, TensorBoard).")
     sample_every: int = Field(500, ge=1, description="Steps between sample grids (one is also written at the end).")

@@ -140,11 +140,11 @@ def measure_in_subprocess(spec: str, overrides: list[str], batch: int, precision
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def estimated_peak(spec: str, overrides: list[str], batch: int, precision: str) -> int:
+def estimated_peak(spec: str, overrides: list[str], batch: int, precision: str, target: str = "cpu") -> int:
     """The per-device peak `zoo build --json` reports for one device, no accumulation."""
     from zoo.report import build_report
 
-    report = build_report(spec, overrides, batch=batch, accum=1, devices=1, precision=precision)
+    report = build_report(spec, overrides, batch=batch, accum=1, devices=1, precision=precision, target=target)
     return report.memory.peak
 
 
@@ -154,7 +154,7 @@ def test_estimate_within_tolerance_of_measured(spec: str, overrides: list[str], 
     device = "cuda" if _has_cuda() else "cpu"
     figures = measure_in_subprocess(spec, overrides, batch, precision, device=device)
     measured = figures["measured"]
-    estimate = estimated_peak(spec, overrides, batch, precision)
+    estimate = estimated_peak(spec, overrides, batch, precision, target=device)
     error = (estimate - measured) / measured
     resident = f", resident +{figures['resident'] / 2**20:.1f} MiB" if "resident" in figures else ""
     print(f"{spec} {overrides} batch {batch} {precision} on {device}: estimate {estimate / 2**20:.1f} MiB, "

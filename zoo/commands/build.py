@@ -39,6 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--devices", type=_positive, default=1, metavar="N", help="data-parallel devices (default 1)")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
                    help="default: train.precision")
+    p.add_argument("--target", choices=("cuda", "cpu"), default="cuda",
+                   help="where training will run (default cuda): autocast keeps different tensors in fp32")
     p.add_argument("--memory", default=None, metavar="SIZE",
                    help="memory per device, e.g. 80GiB: report whether the batch fits and the largest that does")
     p.add_argument("--depth", type=_positive, default=None, metavar="D",
@@ -61,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--memory: {e}") from None
     try:
         report = build_report(args.spec, args.overrides, batch=args.batch, accum=args.accum, devices=args.devices,
-                              precision=args.precision, budget=budget)
+                              precision=args.precision, budget=budget,
+                              target=args.target)
     except BatchError as e:
         raise UsageError(f"{e} (set --batch, --accum or --devices)") from None
     _print(report, args)

@@ -109,6 +109,11 @@ def _train(args: argparse.Namespace) -> int:
                 print(f"warning: {warning}", file=sys.stderr)
             backend = f"{'nccl' if group.device.type == 'cuda' else 'gloo'}, " if group.active else ""
             print(f"{spec.name}: {split}; {backend}{cfg.precision}; run folder {run_dir}")
+        if cfg.channels_last:  # before DDP wraps the modules, so its buckets see the final layout
+            import torch
+
+            model.G.to(memory_format=torch.channels_last)
+            model.D.to(memory_format=torch.channels_last)
         with _reported_by(group.is_main):  # every rank sees the same fingerprints: rank 0 says it
             distributed.check_identical({"G": model.G, "D": model.D}, group)
         G, D = distributed.wrap(model.G, group), distributed.wrap(model.D, group)

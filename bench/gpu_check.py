@@ -1,0 +1,65 @@
+"""The checks that need a GPU, in one run: memory estimate vs torch.cuda.max_memory_allocated,
+training speed in fp32 / bf16 / channels_last, and `zoo train` end to end on CUDA.
+
+    python bench/gpu_check.py            # prints figures; exits 1 if an estimate is off by more than 15%
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+# (spec, overrides, batch, precision): real catalog architectures, widths and batches that fill GiBs
+MEMORY_CONFIGS = [
+    ("biggan128", ["vars.ch=64"], 32, "fp32"),
+    ("biggan128", ["vars.ch=64"], 32, "bf16"),
+    ("biggan_deep128", ["vars.ch=64"], 16, "bf16"),
+    ("biggan32", [], 128, "fp32"),
+]
+
+
+def memory() -> bool:
+    from test_memory_estimate import estimated_peak, measure_in_subprocess
+
+    ok = True
+    for spec, overrides, batch, precision in MEMORY_CONFIGS:
+        measured = measure_in_subprocess(spec, overrides, batch, precision, steps=2, device="cuda")["measured"]
+        estimate = estimated_peak(spec, overrides, batch, precision, target="cuda")
+        error = (estimate - measured) / measured
+        ok &= abs(error) <= 0.15
+        print(f"memory {spec} {' '.join(overrides)} batch {batch} {precision}: estimate {estimate / 2**30:.2f} GiB, "
+              f"max_memory_allocated {measured / 2**30:.2f} GiB, error {error:+.1%}", flush=True)
+    return ok
+
+
+def speed() -> None:
+    for spec, batch, extra in [("biggan128", 64, []), ("biggan_deep128", 32, [])]:
+        subprocess.run([sys.executable, str(ROOT / "bench" / "train_step.py"), spec, "--batch", str(batch),
+                        "--device", "cuda", "--iters", "5", "--warmup", "2", *extra,
+                        "--variants", "eager,channels_last,bf16,bf16_channels_last"], check=False)
+
+
+def end_to_end() -> None:
+    with tempfile.TemporaryDirectory() as run_dir:
+        out = subprocess.run([sys.executable, "-m", "zoo", "train", "demo32", "--device", "cuda", "--steps", "300",
+                              "--out", run_dir, "--no-bar", "--set", "train.precision=bf16"],
+                             capture_output=True, text=True, cwd=ROOT)
+        print("zoo train demo32 on cuda, bf16, 300 steps: exit", out.returncode)
+        print(out.stdout[-600:], out.stderr[-1500:])
+        metrics = (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if out.returncode == 0 else []
+        print("last metrics:", metrics[-1] if metrics else "none")
+
+
+if __name__ == "__main__":
+    import torch
+
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
+    good = memory()
+    if "--memory-only" not in sys.argv:
+        speed()
+        end_to_end()
+    sys.exit(0 if good else 1)
