@@ -22,14 +22,6 @@ BATCH = 2
 MULTS = [1, 2, 4, 8]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tensors here are tiny: one intra-op thread is faster than several fighting for two cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _mult_choice(ch: int, floor: int) -> st.SearchStrategy[int]:
     """Channel multipliers m with ch * m >= floor (BigGAN-deep bottlenecks need width // 4 >= 1)."""

@@ -79,14 +79,6 @@ def make_trainer(run_dir: Path, seed: int = 0, **overrides: Any):
                    run_dir=run_dir, spec=spec, progress_bar=False)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Run the toy models on one thread: ops this small only lose to thread hand-off, badly so on a busy CI box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture
 def toy() -> SimpleNamespace:
