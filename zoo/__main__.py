@@ -1,4 +1,4 @@
 """`python -m zoo` runs the command line."""
-from zoo.cli import main
+from zoo.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS = ["check", "expand", "schema", "code", "build", "list", "train", "sample", "interpolate",
             "export", "convert"]
+
+
+# Commands that write no files: after them the process ends without the interpreter's teardown, which
+# costs about 0.6 s once torch and its meta kernels are loaded (a fifth of `zoo build`'s time).
+FAST_EXIT = {"build", "list", "code", "check", "expand", "schema"}
 
 
 class UsageError(Exception):
@@ -58,3 +64,17 @@ def main(argv: list[str] | None = None) -> int:
             print(text if "error:" in text.split("\n")[0] else f"zoo {args.command}: error: {text}", file=sys.stderr)
             return 1
         raise
+
+
+def entry() -> None:
+    """The `zoo` console script and `python -m zoo`: run `main`, then exit with its code."""
+    code = main()
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    if command in FAST_EXIT:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BrokenPipeError:  # `zoo list | head`: the reader left early; nothing is lost
+            pass
+        os._exit(code)
+    sys.exit(code)
