@@ -137,6 +137,33 @@ def test_torch_style_sn_keys() -> None:
         "weight_orig", "weight_u", "weight_v"}
 
 
+@pytest.mark.parametrize("kind", ["linear", "conv", "embedding"])
+def test_torch_style_sn_equals_torch_spectral_norm(kind: str) -> None:
+    """Same start vectors, outputs, gradients and u/v updates as torch.nn.utils.spectral_norm, exactly."""
+    from compiler.modules.spectral_torch import TorchSNConv2d, TorchSNEmbedding, TorchSNLinear
+
+    make = {"linear": (lambda: torch.nn.Linear(6, 5), lambda: TorchSNLinear(6, 5, sn_iters=2, sn_eps=1e-4),
+                       torch.randn(3, 6)),
+            "conv": (lambda: torch.nn.Conv2d(3, 5, 3, padding=1),
+                     lambda: TorchSNConv2d(3, 5, 3, padding=1, sn_iters=2, sn_eps=1e-4), torch.randn(2, 3, 4, 4)),
+            "embedding": (lambda: torch.nn.Embedding(7, 4), lambda: TorchSNEmbedding(7, 4, sn_iters=2, sn_eps=1e-4),
+                          torch.tensor([0, 3, 6]))}[kind]
+    torch.manual_seed(0)
+    theirs = torch.nn.utils.spectral_norm(make[0](), n_power_iterations=2, eps=1e-4)
+    torch.manual_seed(0)
+    ours = make[1]()
+    assert theirs.state_dict().keys() == ours.state_dict().keys()
+    assert all(torch.equal(v, ours.state_dict()[k]) for k, v in theirs.state_dict().items())
+    for training in (True, True, False, True):
+        theirs.train(training), ours.train(training)
+        expected, got = theirs(make[2]), ours(make[2])
+        expected.square().sum().backward()
+        got.square().sum().backward()
+        assert torch.equal(got, expected)
+        assert torch.equal(ours.weight_orig.grad, theirs.weight_orig.grad)
+        assert torch.equal(ours.weight_u, theirs.weight_u) and torch.equal(ours.weight_v, theirs.weight_v)
+
+
 def test_class_probabilities_equal_labels_when_one_hot() -> None:
     """Every op consuming classes gives the same answer for labels and for their one-hot vectors."""
     torch.manual_seed(0)

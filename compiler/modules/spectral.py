@@ -3,7 +3,8 @@
 `biggan` style keeps BigGAN-PyTorch's state: buffers `u0` [1, out] and `sv0` [1]; each forward runs
 power iterations from `u0` without gradient, writes `u0`/`sv0` back only in training mode, and divides
 the weight by `sv = v W^T u^T`, computed inside the graph so the gradient flows through W in both the
-numerator and sv (Miyato et al.). `torch` style is `torch.nn.utils.spectral_norm`
+numerator and sv (Miyato et al.). `torch` style (`compiler.modules.spectral_torch`, imported where
+used since it builds on `ClassEmbedding`) is `torch.nn.utils.spectral_norm`'s state and arithmetic
 (`weight_orig`, `weight_u`, `weight_v`).
 """
 from __future__ import annotations
@@ -101,17 +102,15 @@ class SNEmbedding(_BigGANSpectralNorm, ClassEmbedding):
         return self.lookup(y, self.normalised_weight())
 
 
-def _torch_style(module: nn.Module, settings: "GraphSettings") -> nn.Module:
-    return nn.utils.spectral_norm(module, n_power_iterations=settings.sn_iters, eps=settings.sn_eps)
-
-
 def make_linear(in_features: int, out_features: int, *, bias: bool = True, sn: bool,
                 settings: "GraphSettings") -> nn.Module:
     """A Linear layer, spectrally normalised in the graph's style when `sn`."""
     if not sn:
         return nn.Linear(in_features, out_features, bias=bias)
     if settings.sn_style == "torch":
-        return _torch_style(nn.Linear(in_features, out_features, bias=bias), settings)
+        from compiler.modules.spectral_torch import TorchSNLinear
+        return TorchSNLinear(in_features, out_features, bias=bias, sn_iters=settings.sn_iters,
+                             sn_eps=settings.sn_eps)
     return SNLinear(in_features, out_features, bias=bias, sn_iters=settings.sn_iters, sn_eps=settings.sn_eps)
 
 
@@ -122,8 +121,9 @@ def make_conv(in_channels: int, out_channels: int, kernel_size: int, *, padding:
     if not sn:
         return nn.Conv2d(in_channels, out_channels, kernel_size, padding=pad, bias=bias)
     if settings.sn_style == "torch":
-        return _torch_style(nn.Conv2d(in_channels, out_channels, kernel_size, padding=pad, bias=bias),
-                            settings)
+        from compiler.modules.spectral_torch import TorchSNConv2d
+        return TorchSNConv2d(in_channels, out_channels, kernel_size, padding=pad, bias=bias,
+                             sn_iters=settings.sn_iters, sn_eps=settings.sn_eps)
     return SNConv2d(in_channels, out_channels, kernel_size, padding=pad, bias=bias,
                     sn_iters=settings.sn_iters, sn_eps=settings.sn_eps)
 
@@ -133,5 +133,6 @@ def make_embedding(num_classes: int, dim: int, *, sn: bool, settings: "GraphSett
     if not sn:
         return ClassEmbedding(num_classes, dim)
     if settings.sn_style == "torch":
-        return _torch_style(ClassEmbedding(num_classes, dim), settings)
+        from compiler.modules.spectral_torch import TorchSNEmbedding
+        return TorchSNEmbedding(num_classes, dim, sn_iters=settings.sn_iters, sn_eps=settings.sn_eps)
     return SNEmbedding(num_classes, dim, sn_iters=settings.sn_iters, sn_eps=settings.sn_eps)
