@@ -43,8 +43,10 @@ class _BigGANSpectralNorm:
     def _init_spectral(self, num_outputs: int, iters: int, eps: float) -> None:
         self.sn_iters = iters
         self.sn_eps = eps
-        # u0 is randn and not normalised, as in the reference, so a fresh state_dict matches it
-        self.register_buffer("u0", torch.randn(1, num_outputs))  # type: ignore[attr-defined]
+        # u0 is randn and not normalised, as in the reference, so a fresh state_dict matches it;
+        # not drawn on the meta device, whose randn is a slow Python kernel
+        u0 = torch.empty(1, num_outputs)
+        self.register_buffer("u0", u0 if u0.is_meta else u0.normal_())  # type: ignore[attr-defined]
         self.register_buffer("sv0", torch.ones(1))  # type: ignore[attr-defined]
 
     def normalised_weight(self) -> torch.Tensor:
