@@ -29,6 +29,7 @@ def make_trainer(spec: str, batch: int, precision: str, channels_last: bool, com
     """A Trainer over random data of the spec's resolution, with the spec's recipe at `batch`."""
     import zoo
     from runtime.train import Trainer
+    from zoo.model import takes_truncation
     from zoo.train_config import check_train
 
     overrides = (f"train.batch_size={batch}", f"train.precision={precision}", "train.accumulate.G=1",
@@ -47,7 +48,8 @@ def make_trainer(spec: str, batch: int, precision: str, channels_last: bool, com
     if compile:
         G, D = torch.compile(G), torch.compile(D)
     trainer = Trainer(G, D, cfg, z_dim=model.z_dim, n_classes=model.n_classes, dataset=dataset, run_dir=run_dir,
-                      spec=model.spec.data, progress_bar=False, device=device)
+                      spec=model.spec.data, progress_bar=False, device=device,
+                      truncation=1.0 if takes_truncation(model.spec) else None)
     return trainer, model, cfg
 
 
@@ -55,18 +57,21 @@ def iteration_flops(model, cfg, batch: int) -> int:
     """FLOPs of one iteration (d_steps x (G no-grad fwd + D fwd/bwd on 2B) + G fwd/bwd with D fwd/bwd)."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    from zoo.model import takes_truncation
+
     device = next(model.G.parameters()).device
     z = torch.randn(batch, model.z_dim, device=device)
     y = torch.randint(model.n_classes, (batch,), device=device)
+    extra = (1.0,) if takes_truncation(model.spec) else ()  # the TF-Hub ports' G(z, y, truncation)
     with FlopCounterMode(display=False) as counter:
         with torch.no_grad():
-            fake = model.G(z, y)
+            fake = model.G(z, y, *extra)
         model.D(torch.cat([fake, fake]), torch.cat([y, y])).sum().backward()
     d_step = counter.get_total_flops()
     for p in model.D.parameters():  # the G step needs no D weight gradients (the trainer freezes D)
         p.requires_grad_(False)
     with FlopCounterMode(display=False) as counter:
-        model.D(model.G(z, y), y).sum().backward()
+        model.D(model.G(z, y, *extra), y).sum().backward()
     for p in model.D.parameters():
         p.requires_grad_(True)
     return cfg.d_steps * d_step + counter.get_total_flops()

@@ -70,9 +70,14 @@ class Trainer:
     def __init__(self, G: nn.Module, D: nn.Module, cfg: TrainConfig, *, z_dim: int, n_classes: int, dataset: Dataset,
                  run_dir: str | Path, spec: dict[str, Any], device: str | torch.device = "cpu",
                  sample_fn: SampleFn | None = None, dist: Any = None, num_workers: int = 0,
-                 progress_bar: bool = True) -> None:
-        """Models may be DDP-wrapped; optimisers, EMA and checkpoints use the wrapped ``.module``."""
+                 progress_bar: bool = True, truncation: float | None = None) -> None:
+        """Models may be DDP-wrapped; optimisers, EMA and checkpoints use the wrapped ``.module``.
+
+        ``truncation``: for a G called as ``G(z, y, truncation)`` (the TF-Hub ports, whose BatchNorms
+        pick stored statistics by it), the value passed in training and in sample grids; None: ``G(z, y)``.
+        """
         self.G, self.D, self.cfg = G, D, cfg
+        self.g_extra: tuple[float, ...] = () if truncation is None else (truncation,)
         self.G_raw, self.D_raw = unwrap(G), unwrap(D)
         self.z_dim, self.n_classes, self.dataset = z_dim, n_classes, dataset
         self.run_dir, self.spec, self.device = Path(run_dir), spec, torch.device(device)
@@ -132,7 +137,7 @@ class Trainer:
                 images, labels = stream.next()
                 images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
                 with torch.no_grad(), self._autocast():
-                    fake = self.G_raw(z, y_fake)
+                    fake = self.G_raw(z, y_fake, *self.g_extra)
                 # One D pass over [fake; real], as the reference: D's SN power iteration advances once per step.
                 with _no_sync(self.D, micro == cfg.accumulate.D - 1), self._autocast():
                     logits = self.D(torch.cat([fake.to(images.dtype), images]), torch.cat([y_fake, labels]))
@@ -152,7 +157,7 @@ class Trainer:
             for micro, (z, y) in enumerate(self._latents("G")):
                 # D unwrapped: only G's gradients are all-reduced in a distributed run.
                 with _no_sync(self.G, micro == cfg.accumulate.G - 1), self._autocast():
-                    loss = generator_loss(cfg.loss, self.D_raw(self.G(z, y), y))
+                    loss = generator_loss(cfg.loss, self.D_raw(self.G(z, y, *self.g_extra), y))
                     self.scaler["G"].scale(loss / cfg.accumulate.G).backward()
                 g_loss = g_loss + loss.detach() / cfg.accumulate.G
             self.scaler["G"].unscale_(self.opt["G"])
@@ -236,8 +241,11 @@ class Trainer:
                 return
             # Same seed every time: successive grids show the same z, so progress is comparable.
             classes = torch.linspace(0, self.n_classes - 1, min(self.n_classes, 10)).round().long().tolist()
-            images = class_grid(model, classes, per_class=8, z_dim=self.z_dim, mode="none", truncation=None,
-                                seed=self.cfg.seed)
+            # a G that takes the truncation is sampled as its authors did: z = t * truncnorm(-2, 2)
+            truncation = self.g_extra[0] if self.g_extra else None
+            images = class_grid(model, classes, per_class=8, z_dim=self.z_dim,
+                                mode="none" if truncation is None else "tfhub", truncation=truncation,
+                                seed=self.cfg.seed, pass_truncation=truncation is not None)
             (self.run_dir / "samples").mkdir(exist_ok=True)
             save_grid(images, self.run_dir / "samples" / f"step_{self.step:08d}.png", nrow=8)
 

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 COMMANDS = ["check", "expand", "schema", "code", "build", "list", "train", "sample", "interpolate",
             "export", "convert"]
@@ -40,7 +41,23 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_OWN = tuple(os.path.join(_ROOT, package) + os.sep for package in ("zoo", "compiler", "runtime"))
+
+
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    """Our own warnings read as one line for the user; other libraries' keep Python's form."""
+    if os.path.abspath(filename).startswith(_OWN):
+        return f"warning: {message}\n"
+    return _python_format_warning(message, category, filename, lineno, line)
+
+
+_python_format_warning = warnings.formatwarning
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _format_warning
     parser = make_parser()
     args = parser.parse_args(argv)  # exits 2 on a usage error
     if args.command is None:

@@ -62,14 +62,15 @@ def takes_truncation(spec: LoadedSpec) -> bool:
 
 def build(spec: Any, weights: Any = None, *, device: Any = None, overrides: tuple[str, ...] = (),
           seed: int | None = 0) -> Model:
-    """Compile every graph; `device="meta"` allocates nothing; `weights` is a zoo weights file."""
+    """Compile every graph; `device="meta"` allocates nothing; `weights` is a zoo weights file (path or `WeightsFile`)."""
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec if isinstance(spec, Path) else str(spec),
                                                                     overrides)
     stored = None
     if weights is not None:
         from zoo.weights import WeightsFile
 
-        stored = WeightsFile(weights)  # read first: graphs it holds need no (slow) initialisation
+        # read first: graphs it holds need no (slow) initialisation
+        stored = weights if isinstance(weights, WeightsFile) else WeightsFile(weights)
     graphs = {}
     for name in loaded.graphs:
         if seed is not None and device != "meta":

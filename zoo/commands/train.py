@@ -22,6 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run folder (default runs/<spec name>)")
     p.add_argument("--steps", type=int, default=1000, help="train until this many iterations in total")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in RUN_DIR")
+    p.add_argument("--weights", default=None, metavar="W", help="start a new run from a zoo weights file "
+                   "(`zoo export` or `zoo convert` output; graphs it lacks, e.g. a released G's D, start fresh)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--workers", type=int, default=None, help="data-loading worker processes")
     p.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
@@ -78,12 +80,14 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError("--steps must be at least 1")
     if args.workers is not None and args.workers < 0:
         raise UsageError("--workers must be 0 or more")
+    if args.weights is not None and args.resume:
+        raise UsageError("--weights starts a new run and --resume continues one from its checkpoint: give one")
 
     from compiler.api import load_spec
     from runtime import distributed
     from runtime.data import open_dataset
     from runtime.train import Trainer, TrainingError
-    from zoo.model import build
+    from zoo.model import build, takes_truncation
     from zoo.train_config import check_train
 
     # Before joining the process group every process of a node sees the same spec and flags, so only
@@ -91,10 +95,17 @@ def _train(args: argparse.Namespace) -> int:
     with _reported_by(distributed.announces_errors()):
         spec = load_spec(args.spec, args.overrides)
         cfg = check_train(spec)
+        weights = None
+        if args.weights is not None:
+            from zoo.weights import WeightsFile
+
+            weights = WeightsFile(args.weights)
         split = _batch_split(cfg, distributed.environment_world_size())
     group = distributed.from_environment(args.device, args.dist_timeout)
     try:
-        model = build(spec, seed=cfg.seed, device=group.device)
+        # after a torchrun restart the run's checkpoint, not --weights, is where training resumes
+        with _reported_by(group.is_main):  # a file for another spec: every rank finds it, rank 0 says it
+            model = build(spec, weights=weights, seed=cfg.seed, device=group.device)
         source = args.data or cfg.data or "builtin:shapes"
         dataset = open_dataset(source, model.resolution)
         data_classes = getattr(dataset, "n_classes", 1)
@@ -120,7 +131,8 @@ def _train(args: argparse.Namespace) -> int:
         workers = args.workers if args.workers is not None else (2 if group.device.type == "cuda" else 0)
         trainer = Trainer(G, D, cfg, z_dim=model.z_dim, n_classes=model.n_classes, dataset=dataset,
                           run_dir=run_dir, spec=spec.data, device=group.device, dist=group,
-                          num_workers=workers, progress_bar=not args.no_bar and sys.stderr.isatty())
+                          num_workers=workers, progress_bar=not args.no_bar and sys.stderr.isatty(),
+                          truncation=1.0 if takes_truncation(spec) else None)
         summary = trainer.fit(args.steps, resume=resume)
         if group.is_main:
             print(f"step {summary['step']}: checkpoint {summary['checkpoint']}; samples in {run_dir / 'samples'}")

@@ -1,0 +1,86 @@
+"""`zoo train` on a G that takes the truncation value, and starting a run from a weights file."""
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from runtime.checkpoint import latest_checkpoint, load_checkpoint
+from zoo.cli import main
+from zoo.weights import WeightsFile
+
+DATA = Path(__file__).resolve().parent / "data"
+TINY, TINY_TFHUB = str(DATA / "tiny.yaml"), str(DATA / "tiny_tfhub.yaml")
+SETS = ["--set", "train.batch_size=8", "--set", "train.d_steps=1", "--set", "train.sample_every=2",
+        "--set", "train.checkpoint_every=2", "--no-bar"]
+
+
+@pytest.fixture(scope="module")
+def tfhub_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "tfhub"
+    assert main(["train", TINY_TFHUB, *SETS, "--out", str(out), "--steps", "2"]) == 0
+    return out
+
+
+def test_a_g_taking_the_truncation_trains_and_samples(tfhub_run: Path, tmp_path: Path) -> None:
+    """G(z, y, truncation) gets truncation 1.0 in training and in its sample grids."""
+    assert (tfhub_run / "samples" / "step_00000002.png").is_file()
+    assert load_checkpoint(latest_checkpoint(tfhub_run)).state["step"] == 2
+    grid = tmp_path / "grid.png"
+    assert main(["sample", str(tfhub_run), "--classes", "0,4", "--n", "3", "--truncation", "0.5",
+                 "--out", str(grid)]) == 0
+    assert Image.open(grid).size == (2 + 3 * 18, 2 + 2 * 18)
+
+
+def test_a_run_starts_from_weights(tfhub_run: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "start.safetensors"
+    assert main(["export", str(tfhub_run), "--out", str(weights)]) == 0
+    start = WeightsFile(weights).graphs
+    # another seed, and a learning rate so small that one step leaves the weights where they started
+    tiny_steps = [*SETS, "--set", "train.seed=7", "--set", "train.lr.G=1e-12", "--set", "train.lr.D=1e-12",
+                  "--steps", "1"]
+    assert main(["train", TINY_TFHUB, *tiny_steps, "--out", str(tmp_path / "from"), "--weights", str(weights)]) == 0
+    assert main(["train", TINY_TFHUB, *tiny_steps, "--out", str(tmp_path / "fresh")]) == 0
+    from_weights = load_checkpoint(latest_checkpoint(tmp_path / "from")).tensors
+    fresh = load_checkpoint(latest_checkpoint(tmp_path / "fresh")).tensors
+    for graph in ("G", "D"):
+        names = [k for k, v in start[graph].items() if k.endswith(("weight", "weight_orig", "bias"))]
+        assert names
+        for name in names:
+            assert torch.allclose(from_weights[graph][name], start[graph][name], atol=1e-6), (graph, name)
+        assert any(not torch.allclose(fresh[graph][n], start[graph][n], atol=1e-3) for n in names)
+    assert torch.allclose(from_weights["G_ema"]["gen_z.weight_orig"], start["G"]["gen_z.weight_orig"], atol=1e-6)
+
+
+@pytest.mark.parametrize("extra, code, message", [
+    (["--resume"], 2, "--weights starts a new run"),
+    ([], 1, "no such weights file"),
+])
+def test_bad_weights_flags(extra: list[str], code: int, message: str, tmp_path: Path,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", TINY_TFHUB, *SETS, "--out", str(tmp_path / "run"), "--steps", "1",
+            "--weights", str(tmp_path / "missing.safetensors"), *extra]
+    assert main(args) == code
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_weights_of_another_spec_are_refused(tfhub_run: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    weights = tmp_path / "tfhub.safetensors"
+    assert main(["export", str(tfhub_run), "--out", str(weights)]) == 0
+    capsys.readouterr()
+    assert main(["train", TINY, *SETS, "--set", "vars.n_classes=10", "--out", str(tmp_path / "run"),
+                 "--steps", "1", "--weights", str(weights)]) == 1
+    assert "whose graphs differ" in capsys.readouterr().err
+
+
+def test_our_warnings_read_as_one_line() -> None:
+    """`zoo` prints its own warnings (e.g. a weights file without D) as `warning: ...`, others as Python does."""
+    import zoo.model
+    from zoo.cli import _format_warning
+
+    ours = _format_warning(UserWarning("w.safetensors holds no D weights"), UserWarning, zoo.model.__file__, 83)
+    assert ours == "warning: w.safetensors holds no D weights\n"
+    theirs = _format_warning(UserWarning("deprecated"), UserWarning, torch.__file__, 10)
+    assert theirs.startswith(torch.__file__) and "UserWarning: deprecated" in theirs
