@@ -32,6 +32,21 @@ def test_a_g_taking_the_truncation_trains_and_samples(tfhub_run: Path, tmp_path:
     assert Image.open(grid).size == (2 + 3 * 18, 2 + 2 * 18)
 
 
+def test_sampling_a_g_taking_the_truncation(tfhub_run: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --truncation such a G gets 1.0; flags that cannot apply to it are usage errors."""
+    out = tmp_path / "x.png"
+    assert main(["sample", str(tfhub_run), "--classes", "1", "--n", "2", "--out", str(out)]) == 0
+    assert "truncation 1.0 (G takes one)" in capsys.readouterr().err
+    assert main(["interpolate", str(tfhub_run), "--from-class", "1", "--to-class", "2", "--steps", "3",
+                 "--out", str(out)]) == 0
+    assert Image.open(out).size == (48, 16)
+    assert main(["sample", str(tfhub_run), "--standing-stats", "8", "--out", str(out)]) == 2
+    assert "--standing-stats does not apply" in capsys.readouterr().err
+    assert main(["sample", str(tfhub_run), "--truncation-mode", "none", "--out", str(out)]) == 2
+    assert "--truncation-mode none does not apply" in capsys.readouterr().err
+
+
 def test_a_run_starts_from_weights(tfhub_run: Path, tmp_path: Path) -> None:
     weights = tmp_path / "start.safetensors"
     assert main(["export", str(tfhub_run), "--out", str(weights)]) == 0

@@ -42,17 +42,31 @@ def prepare(args: argparse.Namespace):
     from runtime.truncation import MODES
     from zoo.cli import UsageError
     from zoo.generate import default_truncation_mode, load_for_sampling
+    from zoo.model import takes_truncation
 
     if args.truncation_mode is not None and args.truncation_mode not in MODES:
         raise UsageError(f"--truncation-mode {args.truncation_mode!r} is not one of {', '.join(MODES)}")
     model, note = load_for_sampling(args.target, args.weights, args.ema, tuple(args.overrides), args.device)
     mode = args.truncation_mode or default_truncation_mode(model)
+    if takes_truncation(model.spec):  # G needs a value to pick its BatchNorm statistics
+        if mode == "none":
+            raise UsageError(f"{model.spec.name}'s G takes the truncation value as an input, so "
+                             "--truncation-mode none does not apply; use tfhub (its default)")
+        if args.truncation is None:
+            args.truncation = 1.0  # its untruncated statistics row
+            note += "; truncation 1.0 (G takes one)"
     print(f"{model.spec.name}: {note}; truncation mode {mode}", file=sys.stderr)
     if args.standing_stats:
         from runtime.standing_stats import standing_stats
 
-        standing_stats(model.G, args.standing_stats, 64, model.z_dim, model.n_classes, mode, args.truncation,
-                       args.seed)
+        if takes_truncation(model.spec):
+            raise UsageError(f"--standing-stats does not apply to {model.spec.name}: its BatchNorms use stored "
+                             "statistics, picked by the truncation value")
+        try:
+            standing_stats(model.G, args.standing_stats, 64, model.z_dim, model.n_classes, mode,
+                           args.truncation, args.seed)
+        except ValueError as e:  # e.g. a G without BatchNorm: nothing to recompute
+            raise UsageError(f"--standing-stats: {e}") from None
     return model, mode
 
 
