@@ -80,11 +80,13 @@ def test_expand_round_trips(tmp_path, capsys):
     assert yaml.safe_load(out)["vars"]["ch"] == 8
 
 
-def test_check_exit_codes(capsys):
+def test_check_exit_codes(capsys, tmp_path):
     from zoo.cli import main
 
     assert main(["check", str(TINY)]) == 0
     assert main(["check", "no_such_spec_anywhere"]) == 1
+    assert main(["check", str(tmp_path)]) == 2  # a folder without specs checks nothing: say so
+    assert "is a folder without spec files" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["check", "--bogus-flag"])
     assert e.value.code == 2

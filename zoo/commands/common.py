@@ -15,12 +15,33 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
 def spec_files(targets: list[str]) -> list[Path]:
     """Expand folders into their spec files (schema.json excluded); keep names and files as given."""
     from compiler.load import resolve_name
+    from zoo.cli import UsageError
 
     out: list[Path] = []
     for t in targets:
         p = Path(t)
         if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml", ".json") and f.name != "schema.json")
+            found = sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml", ".json") and f.name != "schema.json")
+            if not found:
+                raise UsageError(f"'{t}' is a folder without spec files (*.yaml, *.yml, *.json)")
+            out += found
         else:
             out.append(resolve_name(t))
     return out
+
+
+def checked_device(text: str) -> str:
+    """`text` if torch can place a tensor there, else a UsageError naming the devices this machine has."""
+    import torch
+
+    from zoo.cli import UsageError
+
+    have = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    try:
+        torch.empty(0, device=text)
+    except (RuntimeError, AssertionError, ValueError) as e:  # unknown type, no such backend or index
+        reason = str(e).strip().split(". ")[0].splitlines()[0] if str(e).strip() else ""
+        reason = f" ({reason})" if reason and len(reason) <= 160 else ""  # torch's longer texts list backends
+        raise UsageError(f"--device {text}: torch cannot use it here{reason}; this machine has "
+                         f"{', '.join(have)}") from None
+    return text

@@ -21,7 +21,7 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--standing-stats", type=int, default=0, metavar="N",
                    help="recompute G's BatchNorm statistics over N random latents first (BigGAN evaluation)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="where G runs: cpu (default), cuda, cuda:N")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
 
 
@@ -41,12 +41,14 @@ def prepare(args: argparse.Namespace):
     """Load the generator, check the truncation flags and apply standing statistics."""
     from runtime.truncation import MODES
     from zoo.cli import UsageError
+    from zoo.commands.common import checked_device
     from zoo.generate import default_truncation_mode, load_for_sampling
     from zoo.model import takes_truncation
 
     if args.truncation_mode is not None and args.truncation_mode not in MODES:
         raise UsageError(f"--truncation-mode {args.truncation_mode!r} is not one of {', '.join(MODES)}")
-    model, note = load_for_sampling(args.target, args.weights, args.ema, tuple(args.overrides), args.device)
+    model, note = load_for_sampling(args.target, args.weights, args.ema, tuple(args.overrides),
+                                    checked_device(args.device))
     mode = args.truncation_mode or default_truncation_mode(model)
     if takes_truncation(model.spec):  # G needs a value to pick its BatchNorm statistics
         if mode == "none":

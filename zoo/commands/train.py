@@ -24,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in RUN_DIR")
     p.add_argument("--weights", default=None, metavar="W", help="start a new run from a zoo weights file "
                    "(`zoo export` or `zoo convert` output; graphs it lacks, e.g. a released G's D, start fresh)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", default=None, choices=["cpu", "cuda"],
+                   help="cpu or cuda (default: cuda when available; torchrun gives each process its GPU)")
     p.add_argument("--workers", type=int, default=None, help="data-loading worker processes")
     p.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="how long a collective waits for a silent rank before the job fails")
