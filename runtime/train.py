@@ -326,7 +326,11 @@ class Trainer:
         so does a collective that fails because another process died (a clear TrainingError per rank).
         """
         main = self.dist.is_main
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file of that name, no permission, a read-only disk
+            raise TrainingError(f"cannot use '{self.run_dir}' as the run folder: {e.strerror}; choose another "
+                                "(--out RUN_DIR)") from None
         started_from = self._start(resume)
         if self.dist.world_size > 1:
             with self._peers_alive():

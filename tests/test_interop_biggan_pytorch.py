@@ -176,3 +176,15 @@ def test_safetensors_state_dicts_are_read(small_folder: Path, tmp_path: Path) ->
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     states, _ = convert_checkpoint(path, "biggan-pytorch", load_spec("biggan32"), graph="G")
     assert torch.equal(states["G"]["block1.conv1.weight"], state["blocks.0.0.conv1.weight"])
+
+
+def test_export_to_a_file_or_below_one_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    zoo_file = save_weights(randomised("biggan32", ()), None, tmp_path / "zoo.safetensors")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("kept")
+    assert main(["convert", str(zoo_file), "--to", "biggan-pytorch", "--out", str(blocker)]) == 1
+    assert "is a file; give a folder" in capsys.readouterr().err
+    assert main(["convert", str(zoo_file), "--to", "biggan-pytorch", "--out", str(blocker / "sub")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Traceback" not in err
+    assert blocker.read_text() == "kept"

@@ -88,3 +88,21 @@ def test_weights_for_another_spec_are_refused(run_dir, tmp_path, capsys):
 def test_spec_without_weights_is_refused(capsys):
     assert main(["sample", TINY]) == 1
     assert "no weights given" in capsys.readouterr().err
+
+
+def test_unwritable_outputs_are_reported(run_dir, tmp_path, capsys):
+    """A folder or a missing parent as output: one line, exit 1, and an existing file is left intact."""
+    good = tmp_path / "good.safetensors"
+    assert main(["export", str(run_dir), "--out", str(good)]) == 0
+    before = good.read_bytes()
+    assert main(["export", str(run_dir), "--out", str(tmp_path)]) == 1
+    assert "is a folder; give a file name" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["export", str(run_dir), "--out", str(blocker / "x.safetensors")]) == 1
+    assert "cannot write" in capsys.readouterr().err
+    assert main(["sample", str(run_dir), "--n", "1", "--out", str(tmp_path / "g.png"),
+                 "--tensors", str(blocker / "t.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write --tensors" in err and "Traceback" not in err
+    assert good.read_bytes() == before and not list(tmp_path.glob(".*.tmp"))

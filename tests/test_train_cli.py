@@ -99,3 +99,11 @@ def test_our_warnings_read_as_one_line() -> None:
     assert ours == "warning: w.safetensors holds no D weights\n"
     theirs = _format_warning(UserWarning("deprecated"), UserWarning, torch.__file__, 10)
     assert theirs.startswith(torch.__file__) and "UserWarning: deprecated" in theirs
+
+
+def test_a_run_folder_that_cannot_be_made_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder")
+    assert main(["train", TINY_TFHUB, *SETS, "--out", str(taken), "--steps", "1"]) == 1
+    assert f"cannot use '{taken}' as the run folder" in capsys.readouterr().err
+    assert taken.read_text() == "a file, not a folder"

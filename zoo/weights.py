@@ -7,10 +7,12 @@ refuses weights made for a spec whose graphs differ, naming the differences.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import torch
 
@@ -116,9 +118,29 @@ def save_weights(model_or_state: "Model | StateDicts", spec: LoadedSpec | None, 
     metadata = {"format": FORMAT, "version": VERSION, "spec_name": spec.name, "spec": json.dumps(spec.data),
                 "spec_hash": spec.hash, "graphs": json.dumps(list(states)), "source": source}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=metadata)
+    if path.is_dir():
+        raise WeightsError(f"'{path}' is a folder; give a file name, e.g. {path / 'model.safetensors'}")
+    write_atomically(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     return path
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """`write` a temporary file next to `path`, then rename it into place; WeightsError if it cannot.
+
+    A failed write never leaves a truncated file behind, nor replaces a good one.
+    """
+    from safetensors import SafetensorError
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.open("wb").close()  # Python's OSError says why a path cannot be written; safetensors' does not
+        write(tmp)
+        os.replace(tmp, path)
+    except (OSError, SafetensorError) as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise WeightsError(f"cannot write '{path}': {getattr(e, 'strerror', None) or e}; nothing written") from None
 
 
 class WeightsFile:

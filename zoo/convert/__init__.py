@@ -18,7 +18,7 @@ import torch
 
 from compiler.api import LoadedSpec, load_spec
 from zoo.convert.layout import export_state, import_state, key_table, load_map
-from zoo.weights import WeightsError, WeightsFile
+from zoo.weights import WeightsError, WeightsFile, write_atomically
 
 FORMATS = ("biggan-pytorch", "pretrained-biggan")
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
@@ -116,11 +116,12 @@ def export_weights(path: str | Path, format_name: str, out: str | Path, graph: s
         if missing:
             raise WeightsError(f"{path}: graph {name} lacks {len(missing)} tensors of its spec: {', '.join(missing[:8])}")
         states[name] = export_state(table, weights.graphs[name])
+    if out.exists() and not out.is_dir() and not single_file:
+        raise WeightsError(f"--out '{out}' is a file; give a folder (or a file ending in .pth/.bin with --graph)")
     written = []
     for name, state in states.items():
         target = out if single_file else out / _file_name(format_name, name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, target)
+        write_atomically(target, lambda tmp, state=state: torch.save(state, tmp))
         written.append(target)
     if format_name == "pretrained-biggan" and not single_file:
         from zoo.convert.pretrained_biggan import write_config

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from compiler.api import LoadedSpec
-from zoo.weights import WeightsError
+from zoo.weights import WeightsError, write_atomically
 
 WEIGHTS_NAME = "pytorch_model.bin"
 CONFIG_NAME = "config.json"
@@ -86,5 +86,6 @@ def convert(source: Path, spec: LoadedSpec, graph: str | None = None,
 def write_config(spec: LoadedSpec, folder: Path) -> Path:
     """Write the package's config.json for G of `spec` next to an exported pytorch_model.bin."""
     path = folder / CONFIG_NAME
-    path.write_text(json.dumps(config_of_spec(spec), indent=2, sort_keys=True) + "\n")
+    text = json.dumps(config_of_spec(spec), indent=2, sort_keys=True) + "\n"
+    write_atomically(path, lambda tmp: tmp.write_text(text))
     return path
