@@ -267,7 +267,15 @@ class DataStream:
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next batch (images float (B,3,R,R) in [-1,1], labels int64 (B,))."""
-        images, labels = next(self._iterator)
+        try:
+            images, labels = next(self._iterator)
+        except DataError as error:
+            # From a worker process DataLoader re-raises it with the worker's traceback as its text;
+            # the user needs only its own message, the last line of that traceback.
+            text = str(error).rstrip()
+            if "Original Traceback" in text:
+                raise DataError(text.splitlines()[-1].removeprefix(f"{DataError.__module__}.DataError: ")) from None
+            raise
         self.consumed += self.global_batch
         return images, labels
 

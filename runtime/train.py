@@ -20,7 +20,7 @@ from runtime import UserError
 from runtime.checkpoint import (latest_checkpoint, list_checkpoints, load_checkpoint, pack_tree, save_checkpoint,
                                 unpack_tree)
 from runtime.config import TrainConfig, micro_batch_size
-from runtime.data import DataStream
+from runtime.data import DataError, DataStream
 from runtime.ema import Ema, unwrap
 from runtime.losses import discriminator_loss, generator_loss
 from runtime.ortho import add_ortho_grad
@@ -280,6 +280,16 @@ class Trainer:
                 f"(mean step {mean:g}): every node must see the same run folder '{self.run_dir}' (a shared "
                 "file system) and the same --resume flag")
 
+    @contextlib.contextmanager
+    def _data_error_says_where(self) -> Iterator[None]:
+        """An unreadable image mid-run: the half-done step is not saved; say which checkpoint to resume."""
+        try:
+            yield
+        except DataError as error:
+            kept = (f"fix it, then resume from '{self._last_saved}' (step {self._saved_step}) with --resume"
+                    if self._last_saved else "no checkpoint was saved yet")
+            raise DataError(f"step {self.step + 1}: {error}; {kept}") from None
+
     def _non_finite(self, name: str, value: float) -> TrainingError:
         kept = f"the last good checkpoint is '{self._last_saved}'" if self._last_saved else "no checkpoint was saved"
         return TrainingError(f"step {self.step}: loss {name} is {value}; training stopped without saving this "
@@ -352,7 +362,7 @@ class Trainer:
         stop = False
         try:
             while self.step < steps and not stop:
-                with self._peers_alive():
+                with self._peers_alive(), self._data_error_says_where():
                     losses, stop = self._agree(self._train_step(stream))
                 self.step, self.consumed, since_record = self.step + 1, stream.consumed, since_record + 1
                 self.elapsed = elapsed_before + time.perf_counter() - fit_started  # wall time over all resumes

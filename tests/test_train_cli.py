@@ -107,3 +107,20 @@ def test_a_run_folder_that_cannot_be_made_is_reported(tmp_path: Path, capsys: py
     assert main(["train", TINY_TFHUB, *SETS, "--out", str(taken), "--steps", "1"]) == 1
     assert f"cannot use '{taken}' as the run folder" in capsys.readouterr().err
     assert taken.read_text() == "a file, not a folder"
+
+
+def test_an_unreadable_image_mid_run_names_the_file_and_the_checkpoint(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Read in a worker process, the error is still one line (not the worker's traceback)."""
+    for label in ("a", "b"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(10):
+            Image.new("RGB", (20, 20), (20 * i, 0, 0)).save(tmp_path / "data" / label / f"{i}.png")
+    (tmp_path / "data" / "b" / "9.png").write_text("not an image")
+    code = main(["train", TINY, "--set", "vars.n_classes=2", "--set", "train.batch_size=2", "--set", "train.d_steps=1",
+                 "--set", "train.checkpoint_every=1", "--data", str(tmp_path / "data"), "--workers", "1",
+                 "--out", str(tmp_path / "run"), "--steps", "30", "--no-bar"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "cannot read image" in err and "9.png" in err and "with --resume" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
