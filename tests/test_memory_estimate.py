@@ -39,7 +39,7 @@ def train_and_measure(spec: str, overrides: list[str], batch: int, precision: st
     import torch
 
     from runtime.ema import Ema
-    from zoo.model import build
+    from zoo.model import build, takes_truncation
 
     torch.manual_seed(0)
     cuda = device.startswith("cuda")
@@ -59,7 +59,8 @@ def train_and_measure(spec: str, overrides: list[str], batch: int, precision: st
         autocast = torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None)
         real = torch.randn(batch, 3, model.resolution, model.resolution, device=device)
         labels = torch.randint(n_classes, (batch,), device=device)
-        _train(G, D, opt_g, opt_d, ema, autocast, real, labels, z_dim, n_classes, batch, steps, device)
+        extra = (1.0,) if takes_truncation(model.spec) else ()  # the TF-Hub ports' G(z, y, truncation)
+        _train(G, D, opt_g, opt_d, ema, autocast, real, labels, z_dim, n_classes, batch, steps, device, extra)
     resident = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
     if cuda:
         return {"measured": torch.cuda.max_memory_allocated() - baseline}
@@ -67,7 +68,7 @@ def train_and_measure(spec: str, overrides: list[str], batch: int, precision: st
 
 
 def _train(G, D, opt_g, opt_d, ema, autocast, real, labels, z_dim: int, n_classes: int, batch: int, steps: int,
-           device: str) -> None:  # noqa: ANN001 - plain torch objects
+           device: str, extra: tuple = ()) -> None:  # noqa: ANN001 - plain torch objects
     """The recipe of runtime/train.py: d_steps=2 D steps on [fake; real], one G step with D frozen, EMA."""
     import torch
 
@@ -79,7 +80,7 @@ def _train(G, D, opt_g, opt_d, ema, autocast, real, labels, z_dim: int, n_classe
             z = torch.randn(batch, z_dim, device=device)
             y = torch.randint(n_classes, (batch,), device=device)
             with torch.no_grad(), autocast:
-                fake = G(z, y)
+                fake = G(z, y, *extra)
             with autocast:
                 logits = D(torch.cat([fake.to(real.dtype), real]), torch.cat([y, labels]))
                 loss_real, loss_fake = discriminator_loss("hinge", logits[batch:], logits[:batch])
@@ -92,7 +93,7 @@ def _train(G, D, opt_g, opt_d, ema, autocast, real, labels, z_dim: int, n_classe
         z = torch.randn(batch, z_dim, device=device)
         y = torch.randint(n_classes, (batch,), device=device)
         with autocast:
-            loss = generator_loss("hinge", D(G(z, y), y))
+            loss = generator_loss("hinge", D(G(z, y, *extra), y))
         loss.backward()
         opt_g.step()
         for p in D.parameters():
