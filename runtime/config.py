@@ -83,7 +83,7 @@ class TrainConfig(_Strict):
         False, description="Keep conv weights, and so activations, in NHWC memory format: oneDNN convolutions "
         "on CPUs run 2-3x faster in it, and GPU tensor cores prefer it for bf16/fp16.",
     )
-    seed: int = Field(0, description="Seeds z/label sampling, data order and torch/python/numpy RNGs.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Seeds z/label sampling, data order and torch/python/numpy RNGs.")
     log_every: int = Field(10, ge=1, description="Steps between metrics lines (metrics.jsonl, TensorBoard).")
     sample_every: int = Field(500, ge=1, description="Steps between sample grids (one is also written at the end).")
     checkpoint_every: int = Field(1000, ge=1, description="Steps between checkpoints (one is also written at the end).")
