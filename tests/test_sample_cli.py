@@ -106,3 +106,22 @@ def test_unwritable_outputs_are_reported(run_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot write --tensors" in err and "Traceback" not in err
     assert good.read_bytes() == before and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_weights_file_is_enough_to_sample(run_dir, tmp_path, capsys):
+    """Weights files hold their spec: `zoo sample FILE` needs nothing else, and a G-only file is fine."""
+    from zoo.weights import WeightsFile, save_weights, spec_of_weights
+
+    exported = tmp_path / "model.safetensors"
+    assert main(["export", str(run_dir), "--out", str(exported)]) == 0
+    g_only = tmp_path / "g.safetensors"
+    stored = WeightsFile(exported)
+    save_weights({"G": stored.graphs["G"]}, spec_of_weights(stored), g_only)
+    capsys.readouterr()
+    for source in (exported, g_only):
+        grid = tmp_path / f"{source.stem}.png"
+        assert main(["sample", str(source), "--classes", "0,1", "--n", "2", "--out", str(grid)]) == 0
+        assert Image.open(grid).size == (2 + 2 * 18, 2 + 2 * 18)
+        assert "warning" not in capsys.readouterr().err
+    assert main(["sample", str(exported), "--weights", str(exported)]) == 1
+    assert "holds its own weights" in capsys.readouterr().err

@@ -26,12 +26,26 @@ def load_for_sampling(target: str, weights: str | None, ema: bool, overrides: tu
                       device: str = "cpu") -> tuple[Model, str]:
     """A Model whose G holds the requested weights, and a note saying where they came from.
 
-    `target` is a spec (path or catalog name) or a run folder (it holds spec.json); `weights` is a
-    zoo weights file, a checkpoint folder (checkpoints/step_N) or, for a run folder, defaults to its
-    latest checkpoint. With `ema`, a checkpoint's EMA generator is used when it has one.
+    `target` is a spec (path or catalog name), a run folder (it holds spec.json) or a zoo weights file
+    (it holds its spec); `weights` is a zoo weights file, a checkpoint folder (checkpoints/step_N) or,
+    for a run folder, defaults to its latest checkpoint. With `ema`, a checkpoint's EMA generator is
+    used when it has one.
     """
     from runtime.checkpoint import latest_checkpoint
 
+    if Path(target).suffix == ".safetensors" and Path(target).is_file():
+        import warnings
+
+        from zoo.weights import WeightsFile, spec_of_weights
+
+        if weights is not None:
+            raise GeneratorSourceError(f"'{target}' holds its own weights; --weights {weights} is a second source")
+        stored = WeightsFile(target)
+        with warnings.catch_warnings():  # a file without D (a released G) is all that sampling needs
+            warnings.filterwarnings("ignore", message=".* holds no D weights")
+            model = build(spec_of_weights(stored, overrides), weights=stored)
+        model.G.to(device).eval()
+        return model, f"G of weights file {target}"
     run_dir = Path(target) if Path(target).is_dir() else None
     model = build(load_run_spec(run_dir, overrides) if run_dir else target, overrides=overrides)
     if weights is None and run_dir is not None:

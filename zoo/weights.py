@@ -175,6 +175,18 @@ class WeightsFile:
         return self.metadata.get("spec_name", "?")
 
 
+def spec_of_weights(weights: WeightsFile, overrides: tuple[str, ...] = ()) -> LoadedSpec:
+    """The spec stored in a weights file, loaded and checked again (it is resolved JSON)."""
+    import tempfile
+
+    from compiler.api import load_spec
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{weights.spec_name}.json"
+        path.write_text(json.dumps(weights.spec))
+        return load_spec(path, list(overrides))
+
+
 def load_weights(model: "Model", path: "str | Path | WeightsFile") -> None:
     """Load a zoo weights file into every graph it holds, all or nothing; WeightsError on any mismatch.
 

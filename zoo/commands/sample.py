@@ -11,7 +11,8 @@ import sys
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
     """Arguments shared by `sample` and `interpolate`."""
-    p.add_argument("target", metavar="SPEC|RUN_DIR", help="a spec (path or catalog name) or a `zoo train` run folder")
+    p.add_argument("target", metavar="SPEC|RUN_DIR|WEIGHTS", help="a spec (path or catalog name), a `zoo train` "
+                   "run folder, or a zoo weights file (`zoo export` or `zoo convert` output; it holds its spec)")
     p.add_argument("--weights", default=None, help="zoo weights file or checkpoint folder (default: the run's latest)")
     p.add_argument("--ema", dest="ema", action="store_true", default=True, help="use the EMA generator (default)")
     p.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw generator")

@@ -9,16 +9,14 @@ Formats: `biggan-pytorch` (ajbrock/BigGAN-PyTorch G.pth / G_ema.pth / D.pth) and
 """
 from __future__ import annotations
 
-import json
 import pickle
 import re
-import tempfile
 from pathlib import Path
 import torch
 
-from compiler.api import LoadedSpec, load_spec
+from compiler.api import LoadedSpec
 from zoo.convert.layout import export_state, import_state, key_table, load_map
-from zoo.weights import WeightsError, WeightsFile, write_atomically
+from zoo.weights import WeightsError, WeightsFile, spec_of_weights, write_atomically
 
 FORMATS = ("biggan-pytorch", "pretrained-biggan")
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
@@ -83,14 +81,6 @@ def convert_checkpoint(source: str | Path, format_name: str, spec: LoadedSpec, g
     if not Path(source).exists():
         raise WeightsError(f"{source}: no such file or folder")
     return convert(Path(source), spec, graph=graph, ema=ema)
-
-
-def spec_of_weights(weights: WeightsFile) -> LoadedSpec:
-    """The spec stored in a weights file, loaded and checked again (it is resolved JSON)."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"{weights.spec_name}.json"
-        path.write_text(json.dumps(weights.spec))
-        return load_spec(path)
 
 
 def export_weights(path: str | Path, format_name: str, out: str | Path, graph: str | None = None) -> list[Path]:
