@@ -286,7 +286,7 @@ class Trainer:
         try:
             yield
         except DataError as error:
-            kept = (f"fix it, then resume from '{self._last_saved}' (step {self._saved_step}) with --resume"
+            kept = (f"then resume from '{self._last_saved}' (step {self._saved_step}) with --resume"
                     if self._last_saved else "no checkpoint was saved yet")
             raise DataError(f"step {self.step + 1}: {error}; {kept}") from None
 

@@ -104,7 +104,7 @@ def test_unwritable_outputs_are_reported(run_dir, tmp_path, capsys):
     assert main(["sample", str(run_dir), "--n", "1", "--out", str(tmp_path / "g.png"),
                  "--tensors", str(blocker / "t.safetensors")]) == 1
     err = capsys.readouterr().err
-    assert "cannot write --tensors" in err and "Traceback" not in err
+    assert "but --tensors: cannot write" in err and "Traceback" not in err
     assert good.read_bytes() == before and not list(tmp_path.glob(".*.tmp"))
 
 

@@ -62,7 +62,7 @@ def takes_truncation(spec: LoadedSpec) -> bool:
 
 def build(spec: Any, weights: Any = None, *, device: Any = None, overrides: tuple[str, ...] = (),
           seed: int | None = 0) -> Model:
-    """Compile every graph; `device="meta"` allocates nothing; `weights` is a zoo weights file (path or `WeightsFile`)."""
+    """Compile every graph; `device="meta"` allocates nothing; `weights`: a zoo weights file (path or WeightsFile)."""
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec if isinstance(spec, Path) else str(spec),
                                                                     overrides)
     stored = None

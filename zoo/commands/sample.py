@@ -101,18 +101,17 @@ def run(args: argparse.Namespace) -> int:
     picture = hstack_grids(grids) if len(grids) > 1 else grids[0]
     path = save_image(picture, args.out)
     if args.tensors:
-        from safetensors import SafetensorError
+        from pathlib import Path
+
         from safetensors.torch import save_file
 
-        from runtime import UserError
+        from zoo.weights import WeightsError, write_atomically
 
+        tensors = {f"images_t{i}": b.contiguous() for i, b in enumerate(batches)} | {"classes": torch.tensor(classes)}
         try:
-            open(args.tensors, "wb").close()  # Python's OSError says why; safetensors' does not
-            save_file({f"images_t{i}": b.contiguous() for i, b in enumerate(batches)}
-                      | {"classes": torch.tensor(classes)}, args.tensors)
-        except (OSError, SafetensorError) as e:
-            raise UserError(f"wrote {path}, but cannot write --tensors '{args.tensors}': "
-                            f"{getattr(e, 'strerror', None) or e}") from None
+            write_atomically(Path(args.tensors), lambda tmp: save_file(tensors, str(tmp)))
+        except WeightsError as e:
+            raise WeightsError(f"wrote {path}, but --tensors: {e}") from None
     label = ", ".join("none" if t is None else f"{t:g}" for t in values)
     print(f"wrote {path}: {len(classes)} classes x {args.n} samples, truncation {label}")
     return 0
