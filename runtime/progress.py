@@ -1,8 +1,10 @@
-"""Run output: metrics.jsonl, optional TensorBoard and a tqdm progress bar."""
+"""Run output: metrics.jsonl, optional TensorBoard, and a tqdm progress bar or one line per record."""
 from __future__ import annotations
 
+import datetime
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,24 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
+def progress_line(record: dict[str, Any], total: int, seconds_left: float | None) -> str:
+    """One log line: 'step 200/1000 (20%)  D_real 0.712  D_fake 0.621  G 0.995  520 img/s  ETA 0:03:12'."""
+    step = record["step"]
+    parts = [f"step {step}/{total} ({100 * step / max(total, 1):.0f}%)"]
+    parts += [f"{k} {record[k]:.3f}" for k in ("D_real", "D_fake", "G") if k in record]
+    if "images_per_s" in record:
+        parts.append(f"{record['images_per_s']:.0f} img/s")
+    if seconds_left is not None:
+        parts.append(f"ETA {datetime.timedelta(seconds=round(seconds_left))}")
+    return "  ".join(parts)
+
+
 class RunLog:
-    """Writes metric records to metrics.jsonl (and TensorBoard when installed) and drives the progress bar."""
+    """Writes metric records to metrics.jsonl (and TensorBoard when installed) and shows progress.
+
+    Progress is a tqdm bar on a terminal; without one (a batch job's log file, `--no-bar`) each record
+    is also printed as a line with the losses, images per second and the time left.
+    """
 
     def __init__(self, run_dir: Path, total: int, initial: int, enabled: bool = True, bar: bool = True) -> None:
         """``enabled`` is False on non-main processes: nothing is written or shown there."""
@@ -38,6 +56,8 @@ class RunLog:
         self.path = run_dir / "metrics.jsonl"
         self.tensorboard = None
         self.bar = None
+        self.total, self.initial = total, initial
+        self.started = time.perf_counter()
         if not enabled:
             return
         try:
@@ -68,6 +88,10 @@ class RunLog:
             shown = {k: f"{v:.3f}" for k, v in record.items() if k in ("D_real", "D_fake", "G")}
             shown["img/s"] = f"{record.get('images_per_s', 0.0):.0f}"
             self.bar.set_postfix(shown, refresh=False)
+        else:
+            done = record["step"] - self.initial  # steps of this session: a resumed run's rate is its own
+            left = (time.perf_counter() - self.started) / done * (self.total - record["step"]) if done > 0 else None
+            print(progress_line(record, self.total, left), file=sys.stderr, flush=True)
 
     def message(self, text: str) -> None:
         """Print a line without breaking the bar."""

@@ -29,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="data-loading worker processes")
     p.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="how long a collective waits for a silent rank before the job fails")
-    p.add_argument("--no-bar", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
+    p.add_argument("--no-bar", action="store_true",
+                   help="a line per metrics record instead of a progress bar (the default without a terminal)")
 
 
 class _Quiet(Exception):
