@@ -124,3 +124,18 @@ def test_an_unreadable_image_mid_run_names_the_file_and_the_checkpoint(tmp_path:
     assert code == 1
     assert "cannot read image" in err and "9.png" in err and "with --resume" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_cost_is_reported_before_launch() -> None:
+    """`zoo train` prints parameters and the memory estimate, and warns when the device is too small."""
+    from compiler.api import load_spec
+    from zoo.commands.train import cost_before_launch
+
+    spec = load_spec(TINY, ["vars.n_classes=10", "train.batch_size=64"])
+    text, warning = cost_before_launch(spec, 1, "cpu", None)
+    assert text.startswith("G 4,699 parameters, D 1,285; estimated training memory ") and warning is None
+    text, warning = cost_before_launch(spec, 1, "cuda", 80 * 2**30)
+    assert text.endswith("of 80.00 GiB") and warning is None
+    text, warning = cost_before_launch(spec, 1, "cuda", 4 * 2**20)
+    assert warning is not None and "the largest batch that fits is" in warning
+    assert cost_before_launch(spec, 1, "cuda", 1024)[1].endswith("no batch fits on this device")

@@ -67,6 +67,26 @@ def _batch_split(cfg: Any, world_size: int) -> str:
     return text if parts[1] == parts[0] else f"{text} (D), {parts[1]} (G)"
 
 
+def cost_before_launch(spec: Any, world_size: int, target: str, device_memory: int | None) -> tuple[str, str | None]:
+    """Parameters and the `zoo build` memory estimate per device, and a warning if it exceeds `device_memory`."""
+    from zoo.report import build_report
+    from zoo.report.memory import format_bytes
+
+    report = build_report(spec, devices=world_size, target=target, budget=device_memory)
+    g, d = report.graphs["G"], report.graphs["D"]
+    text = (f"G {g.params:,} parameters, D {d.params:,}; estimated training memory "
+            f"{format_bytes(report.memory.peak)} per device (zoo build)")
+    if device_memory is None:
+        return text, None
+    text += f" of {format_bytes(device_memory)}"
+    if report.fits:
+        return text, None
+    fits = (f"the largest batch that fits is {report.largest_batch} (--set train.batch_size=N), or accumulate "
+            "(--set train.accumulate.G=K --set train.accumulate.D=K)" if report.largest_batch
+            else "no batch fits on this device")
+    return text, f"this will probably run out of device memory; {fits}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Train; every process of a torchrun job runs this."""
     try:
@@ -122,6 +142,14 @@ def _train(args: argparse.Namespace) -> int:
                 print(f"warning: {warning}", file=sys.stderr)
             backend = f"{'nccl' if group.device.type == 'cuda' else 'gloo'}, " if group.active else ""
             print(f"{spec.name}: {split}; {backend}{cfg.precision}; run folder {run_dir}")
+            import torch
+
+            memory = (torch.cuda.get_device_properties(group.device).total_memory
+                      if group.device.type == "cuda" else None)
+            cost, warning = cost_before_launch(spec, group.world_size, group.device.type, memory)
+            print(cost)
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr)
         if cfg.channels_last:  # before DDP wraps the modules, so its buckets see the final layout
             import torch
 
