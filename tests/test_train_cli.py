@@ -23,7 +23,7 @@ def tfhub_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_g_taking_the_truncation_trains_and_samples(tfhub_run: Path, tmp_path: Path) -> None:
-    """G(z, y, truncation) gets truncation 1.0 in training and in its sample grids."""
+    """`zoo train` passes such a G its truncation (1.0; tests/runtime checks every call) and samples it."""
     assert (tfhub_run / "samples" / "step_00000002.png").is_file()
     assert load_checkpoint(latest_checkpoint(tfhub_run)).state["step"] == 2
     grid = tmp_path / "grid.png"

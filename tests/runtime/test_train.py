@@ -239,3 +239,28 @@ def test_sigint_and_sigterm_finish_the_step_save_and_return(tmp_path: Path, chil
 
 def test_toy_config_is_valid(toy: SimpleNamespace) -> None:
     assert TrainConfig(**toy.TOY_TRAIN).accumulate.D == 2
+
+
+def test_a_g_that_takes_the_truncation_gets_it_everywhere(tmp_path, toy) -> None:
+    """With `truncation=`, every call of G (D steps, G step, sample grid) passes it as a third input."""
+    from runtime.config import TrainConfig
+    from runtime.data import ShapesDataset
+    from runtime.train import Trainer
+
+    class TakesTruncation(toy.ToyG):
+        seen: list = []
+
+        def forward(self, z, y, truncation):  # noqa: ANN001, ANN201 - a test double
+            self.seen.append(truncation)
+            return super().forward(z, y)
+
+    torch.manual_seed(0)
+    G, D = TakesTruncation(), toy.ToyD()
+    cfg = TrainConfig(**{**toy.TOY_TRAIN, "ema": None, "sample_every": 1})
+    trainer = Trainer(G, D, cfg, z_dim=toy.Z_DIM, n_classes=toy.N_CLASSES,
+                      dataset=ShapesDataset(8, per_class=20), run_dir=tmp_path, spec={"name": "toy"},
+                      progress_bar=False, truncation=0.5)
+    trainer.fit(1)
+    # 2 D steps x 2 micro-steps, 2 G micro-steps, a sample grid of 80 images in batches of 64
+    assert G.seen == [0.5] * 8
+    assert (tmp_path / "samples" / "step_00000001.png").is_file()
