@@ -32,7 +32,38 @@ class ClassEmbedding(nn.Embedding):
         return self.lookup(y, self.weight)
 
 
-class _BigGANSpectralNorm:
+class _SpectralNorm:
+    """What both styles share: `sn_iters`, `sn_eps` and their repr; a style adds `normalised_weight()`."""
+
+    sn_iters: int
+    sn_eps: float
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, sn_iters={self.sn_iters}, sn_eps={self.sn_eps}"  # type: ignore[misc]
+
+
+class _LinearSN(nn.Linear):
+    """nn.Linear applied with `normalised_weight()`; a spectral-norm style mixin comes before it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.normalised_weight(), self.bias)  # type: ignore[attr-defined]
+
+
+class _Conv2dSN(nn.Conv2d):
+    """nn.Conv2d applied with `normalised_weight()`; a spectral-norm style mixin comes before it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.normalised_weight(), self.bias)  # type: ignore[attr-defined]
+
+
+class _EmbeddingSN(ClassEmbedding):
+    """ClassEmbedding looked up in `normalised_weight()`; a spectral-norm style mixin comes before it."""
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.lookup(y, self.normalised_weight())  # type: ignore[attr-defined]
+
+
+class _BigGANSpectralNorm(_SpectralNorm):
     """Mixin holding the biggan-style power-iteration state and the normalised weight."""
 
     weight: torch.Tensor
@@ -64,11 +95,8 @@ class _BigGANSpectralNorm:
                 self.sv0.copy_(sv.detach())
         return self.weight / sv
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, sn_iters={self.sn_iters}, sn_eps={self.sn_eps}"  # type: ignore[misc]
 
-
-class SNLinear(_BigGANSpectralNorm, nn.Linear):
+class SNLinear(_BigGANSpectralNorm, _LinearSN):
     """nn.Linear with biggan-style spectral norm (keys weight, bias, u0, sv0)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
@@ -76,11 +104,8 @@ class SNLinear(_BigGANSpectralNorm, nn.Linear):
         nn.Linear.__init__(self, in_features, out_features, bias=bias)
         self._init_spectral(out_features, sn_iters, sn_eps)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.normalised_weight(), self.bias)
 
-
-class SNConv2d(_BigGANSpectralNorm, nn.Conv2d):
+class SNConv2d(_BigGANSpectralNorm, _Conv2dSN):
     """nn.Conv2d with biggan-style spectral norm (keys weight, bias, u0, sv0)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
@@ -88,20 +113,14 @@ class SNConv2d(_BigGANSpectralNorm, nn.Conv2d):
         nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, padding=padding, bias=bias)
         self._init_spectral(out_channels, sn_iters, sn_eps)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.normalised_weight(), self.bias)
 
-
-class SNEmbedding(_BigGANSpectralNorm, ClassEmbedding):
+class SNEmbedding(_BigGANSpectralNorm, _EmbeddingSN):
     """ClassEmbedding with biggan-style spectral norm; u0 has length n_classes (the weight's rows)."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int, *, sn_iters: int = 1,
                  sn_eps: float = 1e-6) -> None:
         ClassEmbedding.__init__(self, num_embeddings, embedding_dim)
         self._init_spectral(num_embeddings, sn_iters, sn_eps)
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.lookup(y, self.normalised_weight())
 
 
 def make_linear(in_features: int, out_features: int, *, bias: bool = True, sn: bool,

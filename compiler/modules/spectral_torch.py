@@ -14,10 +14,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from compiler.modules.spectral import ClassEmbedding
+from compiler.modules.spectral import _Conv2dSN, _EmbeddingSN, _LinearSN, _SpectralNorm
 
 
-class _TorchSpectralNorm:
+class _TorchSpectralNorm(_SpectralNorm):
     """Mixin: renames the module's `weight` to `weight_orig` and divides it by its spectral norm."""
 
     _parameters: dict
@@ -54,11 +54,8 @@ class _TorchSpectralNorm:
         sigma = torch.dot(u, torch.mv(w_mat, v))
         return self.weight_orig / sigma
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, sn_iters={self.sn_iters}, sn_eps={self.sn_eps}"  # type: ignore[misc]
 
-
-class TorchSNLinear(_TorchSpectralNorm, nn.Linear):
+class TorchSNLinear(_TorchSpectralNorm, _LinearSN):
     """nn.Linear with torch-style spectral norm (keys weight_orig, bias, weight_u, weight_v)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
@@ -66,11 +63,8 @@ class TorchSNLinear(_TorchSpectralNorm, nn.Linear):
         nn.Linear.__init__(self, in_features, out_features, bias=bias)
         self._init_spectral(sn_iters, sn_eps)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.normalised_weight(), self.bias)
 
-
-class TorchSNConv2d(_TorchSpectralNorm, nn.Conv2d):
+class TorchSNConv2d(_TorchSpectralNorm, _Conv2dSN):
     """nn.Conv2d with torch-style spectral norm (keys weight_orig, bias, weight_u, weight_v)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
@@ -78,17 +72,11 @@ class TorchSNConv2d(_TorchSpectralNorm, nn.Conv2d):
         nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, padding=padding, bias=bias)
         self._init_spectral(sn_iters, sn_eps)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.normalised_weight(), self.bias)
 
-
-class TorchSNEmbedding(_TorchSpectralNorm, ClassEmbedding):
+class TorchSNEmbedding(_TorchSpectralNorm, _EmbeddingSN):
     """ClassEmbedding with torch-style spectral norm (keys weight_orig, weight_u, weight_v)."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int, *, sn_iters: int = 1,
                  sn_eps: float = 1e-12) -> None:
-        ClassEmbedding.__init__(self, num_embeddings, embedding_dim)
+        _EmbeddingSN.__init__(self, num_embeddings, embedding_dim)
         self._init_spectral(sn_iters, sn_eps)
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.lookup(y, self.normalised_weight())
