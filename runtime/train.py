@@ -286,8 +286,10 @@ class Trainer:
         try:
             yield
         except DataError as error:
-            kept = (f"then resume from '{self._last_saved}' (step {self._saved_step}) with --resume"
-                    if self._last_saved else "no checkpoint was saved yet")
+            # _saved_step is known on every process; the path only where checkpoints are written
+            where = (f"'{self._last_saved}' (step {self._saved_step})" if self._last_saved
+                     else f"step {self._saved_step}")
+            kept = f"then resume from {where} with --resume" if self._saved_step >= 0 else "no checkpoint was saved yet"
             raise DataError(f"step {self.step + 1}: {error}; {kept}") from None
 
     def _non_finite(self, name: str, value: float) -> TrainingError:

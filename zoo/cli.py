@@ -43,6 +43,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _OWN = tuple(os.path.join(_ROOT, package) + os.sep for package in ("zoo", "compiler", "runtime"))
+_python_format_warning = warnings.formatwarning
 
 
 def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
@@ -51,9 +52,6 @@ def _format_warning(message: Warning | str, category: type[Warning], filename: s
     if os.path.abspath(filename).startswith(_OWN):
         return f"warning: {message}\n"
     return _python_format_warning(message, category, filename, lineno, line)
-
-
-_python_format_warning = warnings.formatwarning
 
 
 def main(argv: list[str] | None = None) -> int:

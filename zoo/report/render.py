@@ -54,8 +54,8 @@ def memory_text(report: BuildReport) -> list[str]:
     width = max(len(name) for name, _ in rows)
     lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]
     lines.append("  (not counted: allocator caching, copies made inside kernels. Measured within 15% of the CUDA "
-                 "peak at ch 64 and wider, up to 50% low for narrow models dominated by attention maps: README, "
-                 "Limits)")
+                 "peak at ch 64, the widths measured; up to 50% low for narrow models dominated by attention maps: "
+                 "README, Limits)")
     lines += budget_text(report)
     return lines
 
