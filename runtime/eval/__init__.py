@@ -1,0 +1,1 @@
+"""Evaluation: the TF Inception feature extractor and FID, IS, KID, precision/recall."""
