@@ -28,7 +28,8 @@ NUM_CLASSES = 1008
 INPUT_SIZE = 299
 BATCH_NORM_EPS = 1e-3
 
-__all__ = ["BATCH_NORM_EPS", "FEATURE_DIM", "INPUT_SIZE", "NUM_CLASSES", "FIDInceptionV3", "nvidia_name_map"]
+__all__ = ["BATCH_NORM_EPS", "FEATURE_DIM", "INPUT_SIZE", "NUM_CLASSES", "FIDInceptionV3", "LayoutError",
+           "match_layout", "nvidia_name_map"]
 
 
 class ConvBN(nn.Module):
@@ -294,3 +295,75 @@ def nvidia_name_map(with_logits: bool) -> dict[str, str]:
             mapping[f"{unit}.bn.running_mean"] = f"{name}.mean"
             mapping[f"{unit}.bn.running_var"] = f"{name}.var"
     return mapping
+
+
+class LayoutError(ValueError):
+    """The tensors of a file are not one of the known Inception layouts; the message says how."""
+
+
+def _listed(names: list[str], limit: int = 3) -> str:
+    shown = ", ".join(repr(name) for name in sorted(names)[:limit])
+    return f"{len(names)} ({shown}{', ...' if len(names) > limit else ''})"
+
+
+def match_layout(tensors: dict[str, Tensor]) -> tuple[dict[str, Tensor], str, bool]:
+    """Rename a weights file's tensors to our state_dict keys.
+
+    Returns (state_dict for ``FIDInceptionV3``, source, has_logits). Two naming schemes are known: ours,
+    which is pytorch-fid's (source "pytorch-fid"), and NVIDIA's, optionally under ``net.`` as in
+    fid-helper's wrapper (source "nvidia-torchscript" with its classifier, "fid-helper" without). The
+    classifier (weight and bias) is optional in both; every other tensor must be there with its shape,
+    holding finite floating-point values, and nothing else may be.
+    """
+    with torch.device("meta"):
+        reference = FIDInceptionV3(with_logits=True).state_dict()
+    counters = {key for key in reference if key.endswith(".num_batches_tracked")}
+    scales = {key for key in reference if key.endswith(".bn.weight")}
+    head = {"fc.weight", "fc.bias"}
+    nvidia = nvidia_name_map(with_logits=True)
+
+    if tensors and all(name.startswith("net.") for name in tensors):  # fid-helper's WrapNet
+        tensors = {name[len("net."):]: value for name, value in tensors.items()}
+    known_ours = len(tensors.keys() & reference.keys())
+    known_nvidia = len(tensors.keys() & set(nvidia.values()))
+    if known_ours == 0 and known_nvidia == 0:
+        raise LayoutError(f"none of its tensors has a name of the pytorch-fid or NVIDIA Inception layout "
+                          f"(it has {_listed(list(tensors))})")
+    if known_ours >= known_nvidia:
+        scheme, file_name = "pytorch-fid", {key: key for key in reference}
+        optional = head | counters
+        required = set(reference) - optional
+    else:
+        scheme, file_name = "NVIDIA", nvidia
+        optional = head
+        required = set(nvidia) - optional
+    to_ours = {theirs: ours for ours, theirs in file_name.items()}
+    unexpected = [name for name in tensors if to_ours.get(name) not in required | optional]
+    if unexpected:
+        raise LayoutError(f"{scheme} layout, but it has {_listed(unexpected)} unexpected tensors")
+    present = {to_ours[name] for name in tensors}
+    missing = required - present
+    if present & head:
+        missing |= head - present  # the classifier comes whole or not at all
+    if missing:
+        raise LayoutError(f"{scheme} layout, but {_listed([file_name[key] for key in missing])} tensors are missing")
+
+    state: dict[str, Tensor] = {}
+    for name, value in tensors.items():
+        ours = to_ours[name]
+        if ours in counters:
+            continue
+        if tuple(value.shape) != tuple(reference[ours].shape):
+            raise LayoutError(f"tensor {name!r} has shape {tuple(value.shape)}, expected {tuple(reference[ours].shape)}")
+        if not value.is_floating_point():
+            raise LayoutError(f"tensor {name!r} holds {value.dtype}, not floating-point numbers")
+        if not bool(torch.isfinite(value).all()):
+            raise LayoutError(f"tensor {name!r} holds NaN or infinite values")
+        state[ours] = value.to(torch.float32)
+    for key in scales - state.keys():  # NVIDIA's BatchNorms have no scale: it is 1 in the graph
+        state[key] = torch.ones(reference[key].shape)
+    for key in counters:
+        state[key] = torch.zeros((), dtype=torch.long)
+    has_logits = head <= present
+    source = "pytorch-fid" if scheme == "pytorch-fid" else ("nvidia-torchscript" if has_logits else "fid-helper")
+    return state, source, has_logits
