@@ -24,7 +24,7 @@ def run_once(spec: Path) -> tuple[float, float, float, int]:
     would be on an idle one, the work being almost all on one thread.
     """
     started = time.perf_counter()
-    pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "zoo", "build", str(spec)],
+    pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "biggan_zoo", "build", str(spec)],
                          dict(os.environ, PYTHONPATH=str(ROOT)),
                          file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])
     _, status, usage = os.wait4(pid, 0)

@@ -51,7 +51,7 @@ def speed() -> None:
 
 def end_to_end() -> None:
     with tempfile.TemporaryDirectory() as run_dir:
-        out = subprocess.run([sys.executable, "-m", "zoo", "train", "demo32", "--device", "cuda", "--steps", "300",
+        out = subprocess.run([sys.executable, "-m", "biggan_zoo", "train", "demo32", "--device", "cuda", "--steps", "300",
                               "--out", run_dir, "--no-bar", "--set", "train.precision=bf16"],
                              capture_output=True, text=True, cwd=ROOT)
         print("zoo train demo32 on cuda, bf16, 300 steps: exit", out.returncode)
@@ -60,10 +60,10 @@ def end_to_end() -> None:
         print("last metrics:", metrics[-1] if metrics else "none")
     with tempfile.TemporaryDirectory() as run_dir:  # a G that takes the truncation (TF-Hub style)
         spec = str(ROOT / "tests" / "data" / "tiny_tfhub.yaml")
-        train = subprocess.run([sys.executable, "-m", "zoo", "train", spec, "--device", "cuda", "--steps", "30",
+        train = subprocess.run([sys.executable, "-m", "biggan_zoo", "train", spec, "--device", "cuda", "--steps", "30",
                                 "--out", run_dir, "--no-bar", "--set", "train.precision=bf16"],
                                capture_output=True, text=True, cwd=ROOT)
-        sample = subprocess.run([sys.executable, "-m", "zoo", "sample", run_dir, "--device", "cuda", "--out",
+        sample = subprocess.run([sys.executable, "-m", "biggan_zoo", "sample", run_dir, "--device", "cuda", "--out",
                                  str(Path(run_dir) / "grid.png")], capture_output=True, text=True, cwd=ROOT)
         print("zoo train tiny_tfhub on cuda, bf16, 30 steps: exit", train.returncode, train.stderr[-800:])
         print("zoo sample on it, cuda: exit", sample.returncode, (sample.stdout + sample.stderr)[-400:])

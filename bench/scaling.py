@@ -4,7 +4,7 @@
     python bench/scaling.py biggan32 --per-device 16 --steps 30 --threads 1
     python bench/scaling.py demo32 --global-batch 64        # strong scaling: the global batch is fixed
 
-Each row is one real `torchrun --standalone --nproc-per-node N -m zoo train` run. The figure is the
+Each row is one real `torchrun --standalone --nproc-per-node N -m biggan_zoo train` run. The figure is the
 last metrics window (the second half of the run), so start-up, compilation of the graphs and the
 first, slower steps are left out. Images/s counts real images through D (batch x d_steps per step).
 By default the per-device batch is fixed (weak scaling, how DDP is used); with cross-replica
@@ -32,7 +32,7 @@ def run_once(spec: str, processes: int, batch: int, steps: int, device: str, thr
     run_dir = work / f"{device}_{processes}"
     window = max(steps // 2, 1)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes),
-               "-m", "zoo", "train", spec, "--steps", str(steps), "--out", str(run_dir), "--no-bar",
+               "-m", "biggan_zoo", "train", spec, "--steps", str(steps), "--out", str(run_dir), "--no-bar",
                "--device", device, "--set", f"train.batch_size={batch}", "--set", f"train.log_every={window}",
                "--set", f"train.sample_every={steps + 1}", "--set", f"train.checkpoint_every={steps + 1}"]
     if sync_bn:

@@ -27,10 +27,10 @@ VARIANTS = {
 def make_trainer(spec: str, batch: int, precision: str, channels_last: bool, compile: bool, run_dir: str,
                  d_steps: int | None = None, device: str = "cpu", overrides: tuple[str, ...] = ()):
     """A Trainer over random data of the spec's resolution, with the spec's recipe at `batch`."""
-    import zoo
-    from runtime.train import Trainer
-    from zoo.model import takes_truncation
-    from zoo.train_config import check_train
+    import biggan_zoo as zoo
+    from biggan_zoo.runtime.train import Trainer
+    from biggan_zoo.model import takes_truncation
+    from biggan_zoo.train_config import check_train
 
     overrides = (f"train.batch_size={batch}", f"train.precision={precision}", "train.accumulate.G=1",
                  "train.accumulate.D=1") + ((f"train.d_steps={d_steps}",) if d_steps else ()) + overrides
@@ -57,7 +57,7 @@ def iteration_flops(model, cfg, batch: int) -> int:
     """FLOPs of one iteration (d_steps x (G no-grad fwd + D fwd/bwd on 2B) + G fwd/bwd with D fwd/bwd)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from zoo.model import takes_truncation
+    from biggan_zoo.model import takes_truncation
 
     device = next(model.G.parameters()).device
     z = torch.randn(batch, model.z_dim, device=device)
@@ -104,7 +104,7 @@ def main() -> None:
             if flops is None:
                 flops = iteration_flops(model, cfg, args.batch)
                 print(f"one iteration = {cfg.d_steps} D step(s) + 1 G step + EMA: {flops / 1e9:.1f} GFLOP")
-            from runtime.data import DataStream
+            from biggan_zoo.runtime.data import DataStream
 
             stream = DataStream(trainer.dataset, trainer.micro["D"], cfg.seed)
             times = []

@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from runtime.truncation import sample_latents  # noqa: E402
+from biggan_zoo.runtime.truncation import sample_latents  # noqa: E402
 
 CASES = [("none", None), ("resample", 0.1), ("resample", 0.5), ("resample", 1.0), ("resample", 2.0),
          ("tfhub", 0.1), ("tfhub", 0.5), ("tfhub", 1.0), ("clamp", 0.5), ("scale", 0.5)]

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from compiler.graph import CheckedGraph, check_graph
-from compiler.load import Document, apply_set, load_document, resolve_name
-from compiler.resolve import resolve
-from compiler.spec import validate
+from biggan_zoo.compiler.graph import CheckedGraph, check_graph
+from biggan_zoo.compiler.load import Document, apply_set, load_document, resolve_name
+from biggan_zoo.compiler.resolve import resolve
+from biggan_zoo.compiler.spec import validate
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.fx
@@ -77,6 +77,6 @@ def _check_g_feeds_d(graphs: dict[str, CheckedGraph], doc: Document) -> None:
 
 def compile_graph(spec: LoadedSpec, graph: str, device: Any = None, init: bool = True) -> "torch.fx.GraphModule":
     """Lower one checked graph of `spec` to a GraphModule (device "meta" allocates nothing)."""
-    from compiler.lower import lower
+    from biggan_zoo.compiler.lower import lower
 
     return lower(spec.graphs[graph], device=device, init=init)

@@ -11,7 +11,7 @@ import operator
 import re
 from typing import Any, Callable
 
-from compiler import limits
+from biggan_zoo.compiler import limits
 
 PATTERN = re.compile(r"\$\{([^{}]*)\}")
 
@@ -75,7 +75,7 @@ class _Evaluator:
         if node.id in ("True", "False", "None"):
             return {"True": True, "False": False, "None": None}[node.id]
         if node.id not in self.names:
-            from compiler.diagnostics import did_you_mean
+            from biggan_zoo.compiler.diagnostics import did_you_mean
             raise ExprError(f"unknown name '{node.id}'", offset=node.col_offset,
                             hint=did_you_mean(node.id, self.names) or "define it under `vars`")
         return self.names[node.id]

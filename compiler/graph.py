@@ -10,11 +10,11 @@ from typing import Any
 
 import networkx as nx
 
-from compiler import limits
-from compiler.diagnostics import closest, did_you_mean
-from compiler.load import Document
-from compiler.ops.base import GraphSettings, Op, ShapeError
-from compiler.types import TensorType
+from biggan_zoo.compiler import limits
+from biggan_zoo.compiler.diagnostics import closest, did_you_mean
+from biggan_zoo.compiler.load import Document
+from biggan_zoo.compiler.ops.base import GraphSettings, Op, ShapeError
+from biggan_zoo.compiler.types import TensorType
 
 
 @dataclass(frozen=True)

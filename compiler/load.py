@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from compiler import limits
-from compiler.diagnostics import Location, SpecError, did_you_mean, remember_source
+from biggan_zoo.compiler import limits
+from biggan_zoo.compiler.diagnostics import Location, SpecError, did_you_mean, remember_source
 
 Path_ = tuple[Any, ...]
 CATALOG = Path(__file__).resolve().parent.parent / "specs"

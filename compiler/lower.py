@@ -11,7 +11,7 @@ import operator
 import torch
 import torch.fx as fx
 
-from compiler.graph import CheckedGraph, Ref
+from biggan_zoo.compiler.graph import CheckedGraph, Ref
 
 
 def lower(checked: CheckedGraph, device: str | torch.device | None = None,
@@ -48,7 +48,7 @@ def lower(checked: CheckedGraph, device: str | torch.device | None = None,
     module = fx.GraphModule(root, graph, class_name=checked.name)
     is_meta = next((p.is_meta for p in module.parameters()), False)
     if init and not is_meta and checked.settings.init != "default":
-        from compiler.modules.init import init_weights
+        from biggan_zoo.compiler.modules.init import init_weights
         init_weights(module, checked.settings.init)
     return module
 

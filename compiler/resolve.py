@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from compiler.diagnostics import Location, SpecError, read_line
-from compiler.expr import PATTERN, ExprError, evaluate
-from compiler.load import Document, Path_, dotted
+from biggan_zoo.compiler.diagnostics import Location, SpecError, read_line
+from biggan_zoo.compiler.expr import PATTERN, ExprError, evaluate
+from biggan_zoo.compiler.load import Document, Path_, dotted
 
 
 def resolve(doc: Document) -> Document:

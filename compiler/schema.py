@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from compiler.spec import spec_models
+from biggan_zoo.compiler.spec import spec_models
 
 
 def spec_json_schema(train_schema: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -10,12 +10,12 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from compiler import limits
-from compiler.diagnostics import SpecError, did_you_mean
-from compiler.load import Document, Path_, dotted
-from compiler.ops import REGISTRY
-from compiler.ops.base import GraphSettings
-from compiler.types import TensorType
+from biggan_zoo.compiler import limits
+from biggan_zoo.compiler.diagnostics import SpecError, did_you_mean
+from biggan_zoo.compiler.load import Document, Path_, dotted
+from biggan_zoo.compiler.ops import REGISTRY
+from biggan_zoo.compiler.ops.base import GraphSettings
+from biggan_zoo.compiler.types import TensorType
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save
 
-from runtime import UserError
+from biggan_zoo.runtime import UserError
 
 FORMAT = "zoo-checkpoint"
 VERSION = 1

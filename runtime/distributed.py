@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from runtime import UserError
+from biggan_zoo.runtime import UserError
 
 
 class DistributedError(UserError):
@@ -115,7 +115,7 @@ def from_environment(device: str | None = None, timeout_s: float = 300.0) -> Pro
         return ProcessGroup(0, 1, 0, where)
     if "MASTER_ADDR" not in os.environ:
         raise DistributedError("WORLD_SIZE > 1 but MASTER_ADDR is not set: launch with torchrun "
-                               "(torchrun --nproc-per-node N -m zoo train ...)")
+                               "(torchrun --nproc-per-node N -m biggan_zoo train ...)")
     backend = "nccl" if use_cuda else "gloo"
     timeout = datetime.timedelta(seconds=timeout_s)
     try:

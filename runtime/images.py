@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from runtime import UserError
+from biggan_zoo.runtime import UserError
 
 __all__ = ["ImageWriteError", "hstack_grids", "make_grid", "save_gif", "save_grid", "save_image",
            "save_strip", "to_uint8"]

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from runtime.truncation import sample_latents
+from biggan_zoo.runtime.truncation import sample_latents
 
 __all__ = ["class_grid", "interpolate", "module_device_and_dtype", "interpolate_latents", "mix_classes", "parse_classes",
            "parse_sweep", "preserved_training_flags"]

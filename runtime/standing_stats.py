@@ -15,8 +15,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from runtime.sampling import module_device_and_dtype, preserved_training_flags
-from runtime.truncation import sample_latents
+from biggan_zoo.runtime.sampling import module_device_and_dtype, preserved_training_flags
+from biggan_zoo.runtime.truncation import sample_latents
 
 __all__ = ["standing_stats", "statistics_modules"]
 

@@ -16,15 +16,15 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from runtime import UserError
-from runtime.checkpoint import (latest_checkpoint, list_checkpoints, load_checkpoint, pack_tree, save_checkpoint,
+from biggan_zoo.runtime import UserError
+from biggan_zoo.runtime.checkpoint import (latest_checkpoint, list_checkpoints, load_checkpoint, pack_tree, save_checkpoint,
                                 unpack_tree)
-from runtime.config import TrainConfig, micro_batch_size
-from runtime.data import DataError, DataStream
-from runtime.ema import Ema, unwrap
-from runtime.losses import discriminator_loss, generator_loss
-from runtime.ortho import add_ortho_grad
-from runtime.progress import RunLog, truncate_metrics
+from biggan_zoo.runtime.config import TrainConfig, micro_batch_size
+from biggan_zoo.runtime.data import DataError, DataStream
+from biggan_zoo.runtime.ema import Ema, unwrap
+from biggan_zoo.runtime.losses import discriminator_loss, generator_loss
+from biggan_zoo.runtime.ortho import add_ortho_grad
+from biggan_zoo.runtime.progress import RunLog, truncate_metrics
 
 SampleFn = Callable[[nn.Module, int, Path], Any]
 LOSS_NAMES = ("D_real", "D_fake", "G")
@@ -52,7 +52,7 @@ class SingleProcess:
 
 def _collective_failure(error: BaseException) -> bool:
     # Imported lazily: runtime.distributed imports torch.distributed, which a single process never needs.
-    from runtime.distributed import is_collective_failure
+    from biggan_zoo.runtime.distributed import is_collective_failure
 
     return is_collective_failure(error)
 
@@ -230,8 +230,8 @@ class Trainer:
         """Call ``sample_fn`` with the EMA G (or G), or write ``samples/step_N.png``: one row per class."""
         if not self.dist.is_main:
             return
-        from runtime.images import save_grid
-        from runtime.sampling import class_grid, preserved_training_flags
+        from biggan_zoo.runtime.images import save_grid
+        from biggan_zoo.runtime.sampling import class_grid, preserved_training_flags
 
         model = self.ema.module if self.ema is not None else self.G_raw
         with preserved_training_flags(model):

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor
 
-from runtime import UserError
+from biggan_zoo.runtime import UserError
 
 __all__ = ["MODES", "TruncationError", "accepted_range", "sample_latents", "sample_truncated_normal"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo.cli import main
+from biggan_zoo.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = sorted(p for p in (ROOT / "tests" / "bad_specs").iterdir() if p.suffix in (".yaml", ".json"))

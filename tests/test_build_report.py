@@ -6,15 +6,15 @@ import sys
 
 import pytest
 
-from zoo.cli import main
-from zoo.report.memory import BatchError, Recipe, parse_bytes
+from biggan_zoo.cli import main
+from biggan_zoo.report.memory import BatchError, Recipe, parse_bytes
 
 TINY = "tests/data/tiny.yaml"
 
 
 @pytest.fixture(scope="module")
 def report():  # noqa: ANN201 - a BuildReport
-    from zoo.report import build_report
+    from biggan_zoo.report import build_report
 
     return build_report(TINY, ["vars.ch=8"], batch=8)
 
@@ -38,7 +38,7 @@ def test_json_document_has_the_documented_fields(capsys: pytest.CaptureFixture) 
 
 
 def test_params_equal_numel_of_the_built_modules(report) -> None:  # noqa: ANN001
-    from zoo.model import build
+    from biggan_zoo.model import build
 
     model = build(TINY, device="meta", overrides=("vars.ch=8",))
     for name in ("G", "D"):
@@ -57,7 +57,7 @@ def test_flops_agree_with_torch_flop_counter_mode(report) -> None:  # noqa: ANN0
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from zoo.report.summary import example_inputs
+    from biggan_zoo.report.summary import example_inputs
 
     for name, g in report.graphs.items():
         with FlopCounterMode(display=False) as counter:
@@ -68,7 +68,7 @@ def test_flops_agree_with_torch_flop_counter_mode(report) -> None:  # noqa: ANN0
 def test_linear_fit_predicts_a_third_batch(report) -> None:  # noqa: ANN001
     import torch
 
-    from zoo.report.summary import trace_forward
+    from biggan_zoo.report.summary import trace_forward
 
     for name, g in report.graphs.items():
         _, saved, _ = trace_forward(report.modules[name], report.spec.graphs[name], 5, torch.float32)
@@ -89,7 +89,7 @@ def test_text_report_lists_every_node_and_the_peak(capsys: pytest.CaptureFixture
 
 
 def test_bf16_halves_the_activations_on_cpu(report) -> None:  # noqa: ANN001
-    from zoo.report import build_report
+    from biggan_zoo.report import build_report
 
     half = build_report(report.spec, batch=8, precision="bf16", target="cpu")
     for name in ("G", "D"):
@@ -100,7 +100,7 @@ def test_bf16_halves_the_activations_on_cpu(report) -> None:  # noqa: ANN001
 
 def test_bf16_on_cuda_keeps_fp32_activations_and_adds_weight_copies(report) -> None:  # noqa: ANN001
     """CUDA autocast promotes most activations back to fp32 (measured on an H100, see README)."""
-    from zoo.report import build_report
+    from biggan_zoo.report import build_report
 
     half = build_report(report.spec, batch=8, precision="bf16", target="cuda")
     fp32 = build_report(report.spec, batch=8, precision="fp32", target="cuda")

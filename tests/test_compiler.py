@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 import yaml
 
-from compiler.api import compile_graph, load_spec
-from compiler.lower import readable_code
+from biggan_zoo.compiler.api import compile_graph, load_spec
+from biggan_zoo.compiler.lower import readable_code
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(p for p in (ROOT / "specs").glob("*.yaml"))
@@ -18,7 +18,7 @@ TINY = ROOT / "tests" / "data" / "tiny.yaml"
 
 
 def test_checking_does_not_import_torch():
-    code = ("import sys; from compiler.api import load_spec; from zoo.train_config import check_train;"
+    code = ("import sys; from biggan_zoo.compiler.api import load_spec; from biggan_zoo.train_config import check_train;"
             f"s = load_spec({str(TINY)!r}); check_train(s);"
             "[load_spec(p) for p in sys.argv[1:]];"
             "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]; print(bad); sys.exit(bool(bad))")
@@ -27,7 +27,7 @@ def test_checking_does_not_import_torch():
 
 
 def test_schema_file_is_current():
-    from zoo.commands.schema import schema_text
+    from biggan_zoo.commands.schema import schema_text
 
     stored = (ROOT / "specs" / "schema.json").read_text()
     assert stored == schema_text(), "specs/schema.json is stale: run `zoo schema > specs/schema.json`"
@@ -70,7 +70,7 @@ def test_state_dict_keys_are_spec_names():
 
 def test_expand_round_trips(tmp_path, capsys):
     """`zoo expand` prints a spec that loads to the same resolved data."""
-    from zoo.cli import main
+    from biggan_zoo.cli import main
 
     assert main(["expand", str(TINY), "--set", "vars.ch=8"]) == 0
     out = capsys.readouterr().out
@@ -81,7 +81,7 @@ def test_expand_round_trips(tmp_path, capsys):
 
 
 def test_check_exit_codes(capsys, tmp_path):
-    from zoo.cli import main
+    from biggan_zoo.cli import main
 
     assert main(["check", str(TINY)]) == 0
     assert main(["check", "no_such_spec_anywhere"]) == 1

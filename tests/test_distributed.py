@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import torch
 
-from runtime.data import DataStream, ShapesDataset
+from biggan_zoo.runtime.data import DataStream, ShapesDataset
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "data" / "tiny.yaml"
@@ -78,11 +78,11 @@ graphs:
 def _trainer(spec_path: Path, run_dir: Path, train: dict[str, Any], group: Any = None,
              overrides: tuple[str, ...] = ()) -> Any:
     """A Trainer on a compiled spec and a 200-image 16x16 shapes set; DDP-wrapped when ``group`` is active."""
-    from compiler.api import load_spec
-    from runtime.distributed import ProcessGroup, wrap
-    from runtime.train import Trainer
-    from zoo.model import build
-    from zoo.train_config import check_train
+    from biggan_zoo.compiler.api import load_spec
+    from biggan_zoo.runtime.distributed import ProcessGroup, wrap
+    from biggan_zoo.runtime.train import Trainer
+    from biggan_zoo.model import build
+    from biggan_zoo.train_config import check_train
 
     group = group or ProcessGroup()
     spec = load_spec(spec_path, [*overrides, *(f"train.{key}={value}" for key, value in train.items())])
@@ -101,7 +101,7 @@ def _tiny_trainer(run_dir: Path, train: dict[str, Any], group: Any = None) -> An
 
 def _max_difference(run_a: Path, run_b: Path, step: int) -> float:
     """The largest absolute difference over G, D, G_ema (BN statistics included) at ``step``."""
-    from runtime.checkpoint import load_checkpoint
+    from biggan_zoo.runtime.checkpoint import load_checkpoint
 
     name = f"checkpoints/step_{step:08d}"
     a, b = load_checkpoint(run_a / name).tensors, load_checkpoint(run_b / name).tensors
@@ -158,7 +158,7 @@ def _two_process_worker(rank: int, init_file: str, root: str) -> None:
     """Rank ``rank`` of 2: train the tiny spec with cross-replica BN, without and with accumulation."""
     import torch.distributed as dist
 
-    from runtime.distributed import ProcessGroup
+    from biggan_zoo.runtime.distributed import ProcessGroup
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,
@@ -192,7 +192,7 @@ def test_two_processes_equal_one_process_and_resume_on_one(tmp_path: Path) -> No
         print(f"{what}: max abs difference {worst:.3g}")
     assert all(worst < TOLERANCE for worst in figures.values()), figures
     # The checks compare something that moves: one step changes the weights by far more than the tolerance.
-    from runtime.checkpoint import load_checkpoint
+    from biggan_zoo.runtime.checkpoint import load_checkpoint
     first, second = (load_checkpoint(tmp_path / "one" / f"checkpoints/step_{s:08d}").tensors["G"] for s in (1, 2))
     assert max((first[k] - second[k]).abs().max().item() for k in first if first[k].is_floating_point()) > 1e-3
 
@@ -211,7 +211,7 @@ def _train_flags(run_dir: Path, *extra: str) -> list[str]:
 
 def test_batch_that_does_not_divide_is_reported_once_per_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from zoo.cli import main
+    from biggan_zoo.cli import main
 
     args = ["train", *_train_flags(tmp_path / "run", "--set", "train.batch_size=9")]
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -234,7 +234,7 @@ def _torchrun(*args: str, restarts: int = 0) -> list[str]:
 def test_ranks_with_different_weights_fail_with_one_clear_message(tmp_path: Path) -> None:
     # Rank 1 gets another seed, as a node with a different --set would: its weights differ.
     script = tmp_path / "seed_by_rank.py"
-    script.write_text("import os, sys\nfrom zoo.cli import main\n"
+    script.write_text("import os, sys\nfrom biggan_zoo.cli import main\n"
                       "sys.exit(main(sys.argv[1:] + ['--set', 'train.seed=' + os.environ['RANK']]))\n")
     done = subprocess.run(_torchrun(str(script), "train", *_train_flags(tmp_path / "run", "--steps", "1")),
                           capture_output=True, text=True, env=_environment(), timeout=120)
@@ -274,7 +274,7 @@ def _wait_for(condition: Any, what: str, launcher: subprocess.Popen, log: Path, 
 
 
 def _last_step(run_dir: Path) -> int:
-    from runtime.progress import read_metrics
+    from biggan_zoo.runtime.progress import read_metrics
 
     try:
         return max((record["step"] for record in read_metrics(run_dir)), default=0)
@@ -283,7 +283,7 @@ def _last_step(run_dir: Path) -> int:
 
 
 def _checkpoint_steps(run_dir: Path) -> list[int]:
-    from runtime.checkpoint import list_checkpoints
+    from biggan_zoo.runtime.checkpoint import list_checkpoints
 
     return [int(path.name.split("_")[1]) for path in list_checkpoints(run_dir)]
 
@@ -291,7 +291,7 @@ def _checkpoint_steps(run_dir: Path) -> list[int]:
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds worker pids through /proc")
 def test_killed_rank_stops_the_job_and_the_elastic_restart_resumes(tmp_path: Path) -> None:
     run_dir, log = tmp_path / "run", tmp_path / "torchrun.log"
-    command = _torchrun("-m", "zoo", "train", *_train_flags(run_dir, "--set", "train.checkpoint_every=3",
+    command = _torchrun("-m", "biggan_zoo", "train", *_train_flags(run_dir, "--set", "train.checkpoint_every=3",
                                                              "--steps", "100000", "--dist-timeout", "30"),
                         restarts=1)
     with open(log, "w") as sink:
@@ -321,6 +321,6 @@ def test_killed_rank_stops_the_job_and_the_elastic_restart_resumes(tmp_path: Pat
     print(f"job ended {stopped_in:.1f} s after rank 1 was killed (resumed at step {step}, exit code {code})")
     assert code != 0 and stopped_in < 60
     assert "lost contact with the other processes" in output, output[-4000:]
-    from runtime.progress import read_metrics
+    from biggan_zoo.runtime.progress import read_metrics
     metrics_steps = [record["step"] for record in read_metrics(run_dir)]
     assert metrics_steps == list(range(1, len(metrics_steps) + 1))  # resumed metrics continue without gaps

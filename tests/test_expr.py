@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.expr import ExprError, evaluate
+from biggan_zoo.compiler.expr import ExprError, evaluate
 
 NAMES = {"ch": 96, "z_chunk": 20, "mults": [16, 16, 8, 4, 2, 1], "skip_z": True}
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from compiler.api import load_spec
-from zoo import build
-from zoo.cli import main
-from zoo.convert import convert_checkpoint, read_state_dict
-from zoo.convert.layout import export_state, key_table, load_map
-from zoo.model import Model
-from zoo.weights import WeightsError, WeightsFile, expected_state, save_weights
+from biggan_zoo.compiler.api import load_spec
+from biggan_zoo import build
+from biggan_zoo.cli import main
+from biggan_zoo.convert import convert_checkpoint, read_state_dict
+from biggan_zoo.convert.layout import export_state, key_table, load_map
+from biggan_zoo.model import Model
+from biggan_zoo.weights import WeightsError, WeightsFile, expected_state, save_weights
 
 KEYS = Path(__file__).resolve().parent / "data" / "checkpoint-keys" / "biggan-pytorch"
 # reference config (tsv file stem without _G/_D) -> catalog spec with the same layout

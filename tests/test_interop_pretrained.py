@@ -17,13 +17,13 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 
 ppb = pytest.importorskip("pytorch_pretrained_biggan")
 
-from compiler.api import compile_graph, load_spec  # noqa: E402
-from compiler.modules.tfhub import TruncationBatchNorm  # noqa: E402
-from compiler.ops.base import GraphSettings  # noqa: E402
-from zoo.cli import main  # noqa: E402
-from zoo.convert import convert_checkpoint, convert_state  # noqa: E402
-from zoo.model import Model  # noqa: E402
-from zoo.weights import WeightsError, load_weights  # noqa: E402
+from biggan_zoo.compiler.api import compile_graph, load_spec  # noqa: E402
+from biggan_zoo.compiler.modules.tfhub import TruncationBatchNorm  # noqa: E402
+from biggan_zoo.compiler.ops.base import GraphSettings  # noqa: E402
+from biggan_zoo.cli import main  # noqa: E402
+from biggan_zoo.convert import convert_checkpoint, convert_state  # noqa: E402
+from biggan_zoo.model import Model  # noqa: E402
+from biggan_zoo.weights import WeightsError, load_weights  # noqa: E402
 
 TOLERANCE = 1e-4
 LAYERS_256 = [(False, 16, 16), (True, 16, 16), (False, 16, 16), (True, 16, 8), (False, 8, 8), (True, 8, 8),

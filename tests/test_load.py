@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from compiler.diagnostics import SpecError
-from compiler.load import Document, apply_set, load_document, merge, read_text
-from compiler.resolve import resolve
+from biggan_zoo.compiler.diagnostics import SpecError
+from biggan_zoo.compiler.load import Document, apply_set, load_document, merge, read_text
+from biggan_zoo.compiler.resolve import resolve
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

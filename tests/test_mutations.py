@@ -12,9 +12,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.api import compile_graph, load_spec
-from compiler.diagnostics import SpecError
-from zoo.train_config import check_train
+from biggan_zoo.compiler.api import compile_graph, load_spec
+from biggan_zoo.compiler.diagnostics import SpecError
+from biggan_zoo.train_config import check_train
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = [ROOT / "tests" / "data" / "tiny.yaml"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch.nn as nn
 
-from compiler.api import compile_graph, load_spec
+from biggan_zoo.compiler.api import compile_graph, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 TSV_DIR = REPO / "tests" / "data" / "checkpoint-keys" / "biggan-pytorch"  # copied from the team reference

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from zoo.cli import main
+from biggan_zoo.cli import main
 
 TINY = str(Path(__file__).resolve().parent / "data" / "tiny.yaml")
 SETS = ["--set", "vars.n_classes=10", "--set", "train.batch_size=8", "--set", "train.d_steps=1",
@@ -49,8 +49,8 @@ def test_interpolate_gif_and_strip(run_dir, tmp_path):
 def test_export_then_build_with_weights(run_dir, tmp_path):
     import torch
 
-    import zoo
-    from runtime.checkpoint import latest_checkpoint, load_checkpoint
+    import biggan_zoo as zoo
+    from biggan_zoo.runtime.checkpoint import latest_checkpoint, load_checkpoint
 
     out = tmp_path / "model.safetensors"
     assert main(["export", str(run_dir), "--out", str(out)]) == 0
@@ -111,7 +111,7 @@ def test_unwritable_outputs_are_reported(run_dir, tmp_path, capsys):
 
 def test_a_weights_file_is_enough_to_sample(run_dir, tmp_path, capsys):
     """Weights files hold their spec: `zoo sample FILE` needs nothing else, and a G-only file is fine."""
-    from zoo.weights import WeightsFile, save_weights, spec_of_weights
+    from biggan_zoo.weights import WeightsFile, save_weights, spec_of_weights
 
     exported = tmp_path / "model.safetensors"
     assert main(["export", str(run_dir), "--out", str(exported)]) == 0

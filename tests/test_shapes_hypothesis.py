@@ -14,8 +14,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.api import LoadedSpec, compile_graph, load_spec
-from compiler.types import TensorType
+from biggan_zoo.compiler.api import LoadedSpec, compile_graph, load_spec
+from biggan_zoo.compiler.types import TensorType
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 BATCH = 2

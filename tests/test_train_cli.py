@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from runtime.checkpoint import latest_checkpoint, load_checkpoint
-from zoo.cli import main
-from zoo.weights import WeightsFile
+from biggan_zoo.runtime.checkpoint import latest_checkpoint, load_checkpoint
+from biggan_zoo.cli import main
+from biggan_zoo.weights import WeightsFile
 
 DATA = Path(__file__).resolve().parent / "data"
 TINY, TINY_TFHUB = str(DATA / "tiny.yaml"), str(DATA / "tiny_tfhub.yaml")
@@ -92,10 +92,10 @@ def test_weights_of_another_spec_are_refused(tfhub_run: Path, tmp_path: Path,
 
 def test_our_warnings_read_as_one_line() -> None:
     """`zoo` prints its own warnings (e.g. a weights file without D) as `warning: ...`, others as Python does."""
-    import zoo.model
-    from zoo.cli import _format_warning
+    import biggan_zoo.model
+    from biggan_zoo.cli import _format_warning
 
-    ours = _format_warning(UserWarning("w.safetensors holds no D weights"), UserWarning, zoo.model.__file__, 83)
+    ours = _format_warning(UserWarning("w.safetensors holds no D weights"), UserWarning, biggan_zoo.model.__file__, 83)
     assert ours == "warning: w.safetensors holds no D weights\n"
     theirs = _format_warning(UserWarning("deprecated"), UserWarning, torch.__file__, 10)
     assert theirs.startswith(torch.__file__) and "UserWarning: deprecated" in theirs
@@ -128,8 +128,8 @@ def test_an_unreadable_image_mid_run_names_the_file_and_the_checkpoint(tmp_path:
 
 def test_the_cost_is_reported_before_launch() -> None:
     """`zoo train` prints parameters and the memory estimate, and warns when the device is too small."""
-    from compiler.api import load_spec
-    from zoo.commands.train import cost_before_launch
+    from biggan_zoo.compiler.api import load_spec
+    from biggan_zoo.commands.train import cost_before_launch
 
     spec = load_spec(TINY, ["vars.n_classes=10", "train.batch_size=64"])
     text, warning = cost_before_launch(spec, 1, "cpu", None)

@@ -10,10 +10,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from compiler.api import load_spec
-from zoo import build
-from zoo.model import Model
-from zoo.weights import WeightsError, WeightsFile, load_weights, save_weights
+from biggan_zoo.compiler.api import load_spec
+from biggan_zoo import build
+from biggan_zoo.model import Model
+from biggan_zoo.weights import WeightsError, WeightsFile, load_weights, save_weights
 
 TINY = Path(__file__).parent / "data" / "tiny.yaml"
 

@@ -1,4 +1,4 @@
-"""`python -m zoo` runs the command line."""
-from zoo.cli import entry
+"""`python -m biggan_zoo` runs the command line."""
+from biggan_zoo.cli import entry
 
 entry()

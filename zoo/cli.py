@@ -26,8 +26,8 @@ class UsageError(Exception):
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Exception types that mean the user's input is wrong (exit code 1, no traceback)."""
-    from compiler.diagnostics import SpecError
-    from runtime import UserError
+    from biggan_zoo.compiler.diagnostics import SpecError
+    from biggan_zoo.runtime import UserError
 
     return (SpecError, UserError)
 
@@ -36,13 +36,20 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="A declarative model zoo for the BigGAN family.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"zoo.commands.{name}")
+        module = importlib.import_module(f"biggan_zoo.commands.{name}")
         module.add_parser(sub)
     return parser
 
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_OWN = tuple(os.path.join(_ROOT, package) + os.sep for package in ("zoo", "compiler", "runtime"))
+def _own_folders() -> tuple[str, ...]:
+    """Where our packages' files lie: three folders in a checkout, nested ones in an installed wheel."""
+    import importlib.util
+
+    names = ("biggan_zoo", "biggan_zoo.compiler", "biggan_zoo.runtime")
+    return tuple(os.path.dirname(os.path.abspath(importlib.util.find_spec(n).origin)) + os.sep for n in names)
+
+
+_OWN = _own_folders()
 _python_format_warning = warnings.formatwarning
 
 
@@ -61,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    module = importlib.import_module(f"zoo.commands.{args.command}")
+    module = importlib.import_module(f"biggan_zoo.commands.{args.command}")
     try:
         return int(module.run(args) or 0)
     except UsageError as e:
@@ -82,14 +89,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The `zoo` console script and `python -m zoo`: run `main`, then exit with its code."""
+    """The `zoo` console script and `python -m biggan_zoo`: run `main`, then exit with its code."""
     code = main()
     command = sys.argv[1] if len(sys.argv) > 1 else None
     if command in FAST_EXIT:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
-        except BrokenPipeError:  # `zoo list | head`: the reader left early; nothing is lost
+        except (BrokenPipeError, ValueError):  # `zoo list | head`: the reader left (stderr may be closed)
             pass
         os._exit(code)
     sys.exit(code)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compiler.api import LoadedSpec, load_spec
-from runtime import UserError
-from zoo.model import Model, build, takes_truncation
+from biggan_zoo.compiler.api import LoadedSpec, load_spec
+from biggan_zoo.runtime import UserError
+from biggan_zoo.model import Model, build, takes_truncation
 
 
 class GeneratorSourceError(UserError):
@@ -31,12 +31,12 @@ def load_for_sampling(target: str, weights: str | None, ema: bool, overrides: tu
     for a run folder, defaults to its latest checkpoint. With `ema`, a checkpoint's EMA generator is
     used when it has one.
     """
-    from runtime.checkpoint import latest_checkpoint
+    from biggan_zoo.runtime.checkpoint import latest_checkpoint
 
     if Path(target).suffix == ".safetensors" and Path(target).is_file():
         import warnings
 
-        from zoo.weights import WeightsFile, spec_of_weights
+        from biggan_zoo.weights import WeightsFile, spec_of_weights
 
         if weights is not None:
             raise GeneratorSourceError(f"'{target}' holds its own weights; --weights {weights} is a second source")
@@ -63,8 +63,8 @@ def load_for_sampling(target: str, weights: str | None, ema: bool, overrides: tu
 
 def _load(model: Model, path: Path, ema: bool) -> str:
     if path.is_dir():
-        from runtime.checkpoint import load_checkpoint
-        from zoo.weights import state_problems
+        from biggan_zoo.runtime.checkpoint import load_checkpoint
+        from biggan_zoo.weights import state_problems
 
         checkpoint = load_checkpoint(path, expected_spec=None)
         group = "G_ema" if ema and "G_ema" in checkpoint.tensors else "G"
@@ -75,7 +75,7 @@ def _load(model: Model, path: Path, ema: bool) -> str:
                                        + "\n  ".join(problems))
         model.G.load_state_dict(tensors)
         return f"{group} of checkpoint {path} (step {checkpoint.step})"
-    from zoo.weights import load_weights
+    from biggan_zoo.weights import load_weights
 
     load_weights(model, path)
     return f"G of weights file {path}"

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from compiler.api import LoadedSpec, compile_graph, load_spec
+from biggan_zoo.compiler.api import LoadedSpec, compile_graph, load_spec
 
 
 @dataclass
@@ -67,7 +67,7 @@ def build(spec: Any, weights: Any = None, *, device: Any = None, overrides: tupl
                                                                     overrides)
     stored = None
     if weights is not None:
-        from zoo.weights import WeightsFile
+        from biggan_zoo.weights import WeightsFile
 
         # read first: graphs it holds need no (slow) initialisation
         stored = weights if isinstance(weights, WeightsFile) else WeightsFile(weights)
@@ -78,7 +78,7 @@ def build(spec: Any, weights: Any = None, *, device: Any = None, overrides: tupl
         graphs[name] = compile_graph(loaded, name, device=device, init=stored is None or name not in stored.graphs)
     model = Model(loaded, graphs)
     if stored is not None:
-        from zoo.weights import load_weights
+        from biggan_zoo.weights import load_weights
 
         load_weights(model, stored)
     return model

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from compiler.api import LoadedSpec
+from biggan_zoo.compiler.api import LoadedSpec
 
 
 def train_schema() -> dict[str, Any]:
     """JSON Schema of the runtime's TrainConfig (imports pydantic models only, no torch)."""
-    from runtime.config import TrainConfig
+    from biggan_zoo.runtime.config import TrainConfig
 
     return TrainConfig.model_json_schema()
 
@@ -17,7 +17,7 @@ def check_train(spec: LoadedSpec) -> Any:
     """Validate `spec.train` with the runtime's TrainConfig; errors point into the spec file."""
     from pydantic import ValidationError
 
-    from runtime.config import TrainConfig
+    from biggan_zoo.runtime.config import TrainConfig
 
     try:
         return TrainConfig.model_validate(spec.train)
@@ -27,7 +27,7 @@ def check_train(spec: LoadedSpec) -> Any:
         msg = err["msg"].removeprefix("Value error, ")
         hint = ""
         if err["type"] == "extra_forbidden":
-            from compiler.diagnostics import did_you_mean
+            from biggan_zoo.compiler.diagnostics import did_you_mean
             msg = f"unknown field '{path[-1]}'"
             hint = did_you_mean(str(path[-1]), TrainConfig.model_fields) if len(path) == 2 else "remove it"
         raise spec.doc.error(path, msg, hint) from None

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import torch
 
-from compiler.api import LoadedSpec, compile_graph, spec_hash
-from runtime import UserError
+from biggan_zoo.compiler.api import LoadedSpec, compile_graph, spec_hash
+from biggan_zoo.runtime import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from zoo.model import Model
+    from biggan_zoo.model import Model
 
 FORMAT = "zoo-weights"
 VERSION = "1"
@@ -179,7 +179,7 @@ def spec_of_weights(weights: WeightsFile, overrides: tuple[str, ...] = ()) -> Lo
     """The spec stored in a weights file, loaded and checked again (it is resolved JSON)."""
     import tempfile
 
-    from compiler.api import load_spec
+    from biggan_zoo.compiler.api import load_spec
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{weights.spec_name}.json"

@@ -7,11 +7,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from compiler.modules.norm import BatchNorm
-from compiler.modules.spectral import make_conv, make_embedding, make_linear
+from biggan_zoo.compiler.modules.norm import BatchNorm
+from biggan_zoo.compiler.modules.spectral import make_conv, make_embedding, make_linear
 
 if TYPE_CHECKING:  # pragma: no cover
-    from compiler.ops.base import GraphSettings
+    from biggan_zoo.compiler.ops.base import GraphSettings
 
 
 class Split(nn.Module):

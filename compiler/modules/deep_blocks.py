@@ -7,11 +7,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from compiler.modules.norm import join_conditions, make_cond_bn
-from compiler.modules.spectral import make_conv
+from biggan_zoo.compiler.modules.norm import join_conditions, make_cond_bn
+from biggan_zoo.compiler.modules.spectral import make_conv
 
 if TYPE_CHECKING:  # pragma: no cover
-    from compiler.ops.base import GraphSettings
+    from biggan_zoo.compiler.ops.base import GraphSettings
 
 
 class DeepGBlock(nn.Module):

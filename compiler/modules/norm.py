@@ -15,10 +15,10 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from compiler.modules.spectral import ClassEmbedding, make_linear
+from biggan_zoo.compiler.modules.spectral import ClassEmbedding, make_linear
 
 if TYPE_CHECKING:  # pragma: no cover
-    from compiler.ops.base import GraphSettings
+    from biggan_zoo.compiler.ops.base import GraphSettings
 
 
 def join_conditions(conds: tuple[torch.Tensor, ...]) -> torch.Tensor:

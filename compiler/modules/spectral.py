@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 if TYPE_CHECKING:  # pragma: no cover
-    from compiler.ops.base import GraphSettings
+    from biggan_zoo.compiler.ops.base import GraphSettings
 
 
 class ClassEmbedding(nn.Embedding):
@@ -129,7 +129,7 @@ def make_linear(in_features: int, out_features: int, *, bias: bool = True, sn: b
     if not sn:
         return nn.Linear(in_features, out_features, bias=bias)
     if settings.sn_style == "torch":
-        from compiler.modules.spectral_torch import TorchSNLinear
+        from biggan_zoo.compiler.modules.spectral_torch import TorchSNLinear
         return TorchSNLinear(in_features, out_features, bias=bias, sn_iters=settings.sn_iters,
                              sn_eps=settings.sn_eps)
     return SNLinear(in_features, out_features, bias=bias, sn_iters=settings.sn_iters, sn_eps=settings.sn_eps)
@@ -142,7 +142,7 @@ def make_conv(in_channels: int, out_channels: int, kernel_size: int, *, padding:
     if not sn:
         return nn.Conv2d(in_channels, out_channels, kernel_size, padding=pad, bias=bias)
     if settings.sn_style == "torch":
-        from compiler.modules.spectral_torch import TorchSNConv2d
+        from biggan_zoo.compiler.modules.spectral_torch import TorchSNConv2d
         return TorchSNConv2d(in_channels, out_channels, kernel_size, padding=pad, bias=bias,
                              sn_iters=settings.sn_iters, sn_eps=settings.sn_eps)
     return SNConv2d(in_channels, out_channels, kernel_size, padding=pad, bias=bias,
@@ -154,6 +154,6 @@ def make_embedding(num_classes: int, dim: int, *, sn: bool, settings: "GraphSett
     if not sn:
         return ClassEmbedding(num_classes, dim)
     if settings.sn_style == "torch":
-        from compiler.modules.spectral_torch import TorchSNEmbedding
+        from biggan_zoo.compiler.modules.spectral_torch import TorchSNEmbedding
         return TorchSNEmbedding(num_classes, dim, sn_iters=settings.sn_iters, sn_eps=settings.sn_eps)
     return SNEmbedding(num_classes, dim, sn_iters=settings.sn_iters, sn_eps=settings.sn_eps)

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from compiler.modules.spectral import _Conv2dSN, _EmbeddingSN, _LinearSN, _SpectralNorm
+from biggan_zoo.compiler.modules.spectral import _Conv2dSN, _EmbeddingSN, _LinearSN, _SpectralNorm
 
 
 class _TorchSpectralNorm(_SpectralNorm):

@@ -14,10 +14,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from compiler.modules.spectral import make_conv, make_linear
+from biggan_zoo.compiler.modules.spectral import make_conv, make_linear
 
 if TYPE_CHECKING:  # pragma: no cover
-    from compiler.ops.base import GraphSettings
+    from biggan_zoo.compiler.ops.base import GraphSettings
 
 
 def truncation_values(truncation: Any, batch: int) -> list[float]:

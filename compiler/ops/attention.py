@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from compiler.ops.base import GraphSettings, Op, ShapeError, expect_kind, register
-from compiler.types import TensorType
+from biggan_zoo.compiler.ops.base import GraphSettings, Op, ShapeError, expect_kind, register
+from biggan_zoo.compiler.types import TensorType
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
@@ -34,6 +34,6 @@ class SelfAttention(Op):
         return inputs[0]
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.attention import SelfAttention as SelfAttentionModule
+        from biggan_zoo.compiler.modules.attention import SelfAttention as SelfAttentionModule
 
         return SelfAttentionModule(inputs[0].channels, sn=self.sn, settings=settings)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from compiler.types import TensorType
+from biggan_zoo.compiler.types import TensorType
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn

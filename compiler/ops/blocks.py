@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from compiler.ops.base import GraphSettings, Op, ShapeError, expect_kind, register
-from compiler.ops.norm import conditioning
-from compiler.types import TensorType
+from biggan_zoo.compiler.ops.base import GraphSettings, Op, ShapeError, expect_kind, register
+from biggan_zoo.compiler.ops.norm import conditioning
+from biggan_zoo.compiler.types import TensorType
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
@@ -47,7 +47,7 @@ class GBlock(Op):
         return _resized(inputs[0], self.out, self.upsample, False, "g_block")
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.blocks import GBlock as GBlockModule
+        from biggan_zoo.compiler.modules.blocks import GBlock as GBlockModule
 
         kind, width = conditioning(inputs, "g_block")
         return GBlockModule(inputs[0].channels, self.out, kind, width, upsample=self.upsample, sn=self.sn,
@@ -74,7 +74,7 @@ class DBlock(Op):
         return _resized(inputs[0], self.out, False, self.downsample, "d_block")
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.blocks import DBlock as DBlockModule
+        from biggan_zoo.compiler.modules.blocks import DBlock as DBlockModule
 
         return DBlockModule(inputs[0].channels, self.out, downsample=self.downsample,
                             preactivation=self.preactivation, wide=self.wide, sn=self.sn, settings=settings)
@@ -106,7 +106,7 @@ class DeepGBlock(Op):
         return _resized(inputs[0], self.out, self.upsample, False, "deep_g_block")
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.deep_blocks import DeepGBlock as DeepGBlockModule
+        from biggan_zoo.compiler.modules.deep_blocks import DeepGBlock as DeepGBlockModule
 
         kind, width = conditioning(inputs, "deep_g_block")
         return DeepGBlockModule(inputs[0].channels, self.out, kind, width, upsample=self.upsample,
@@ -137,7 +137,7 @@ class DeepDBlock(Op):
         return _resized(inputs[0], self.out, False, self.downsample, "deep_d_block")
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.deep_blocks import DeepDBlock as DeepDBlockModule
+        from biggan_zoo.compiler.modules.deep_blocks import DeepDBlock as DeepDBlockModule
 
         return DeepDBlockModule(inputs[0].channels, self.out, downsample=self.downsample,
                                 channel_ratio=self.channel_ratio, sn=self.sn, settings=settings)

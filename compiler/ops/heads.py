@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from compiler.ops.base import GraphSettings, Op, ShapeError, expect_kind, register
-from compiler.types import TensorType
+from biggan_zoo.compiler.ops.base import GraphSettings, Op, ShapeError, expect_kind, register
+from biggan_zoo.compiler.types import TensorType
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
@@ -32,7 +32,7 @@ class ProjectionHead(Op):
         return TensorType.scalar()
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.basic import ProjectionHead as ProjectionHeadModule
+        from biggan_zoo.compiler.modules.basic import ProjectionHead as ProjectionHeadModule
 
         classes = inputs[1].classes if len(inputs) == 2 else None
         return ProjectionHeadModule(inputs[0].shape[0], classes, sn=self.sn, settings=settings)
@@ -57,6 +57,6 @@ class GOutput(Op):
         return TensorType.image(self.out, *inputs[0].shape[1:])
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.basic import GOutput as GOutputModule
+        from biggan_zoo.compiler.modules.basic import GOutput as GOutputModule
 
         return GOutputModule(inputs[0].channels, self.out, eps=self.eps, sn=self.sn, settings=settings)

@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from compiler.ops.base import GraphSettings, Op, ShapeError, expect_kind, register
-from compiler.types import TensorType
+from biggan_zoo.compiler.ops.base import GraphSettings, Op, ShapeError, expect_kind, register
+from biggan_zoo.compiler.types import TensorType
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
@@ -29,7 +29,7 @@ class Linear(Op):
         return TensorType.vector(self.out)
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.spectral import make_linear
+        from biggan_zoo.compiler.modules.spectral import make_linear
 
         return make_linear(inputs[0].shape[0], self.out, bias=self.bias, sn=self.sn, settings=settings)
 
@@ -59,7 +59,7 @@ class Conv2d(Op):
         return TensorType.image(self.out, out_h, out_w)
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.spectral import make_conv
+        from biggan_zoo.compiler.modules.spectral import make_conv
 
         return make_conv(inputs[0].channels, self.out, self.kernel, padding=self.padding, bias=self.bias,
                          sn=self.sn, settings=settings)
@@ -86,6 +86,6 @@ class Embedding(Op):
         return TensorType.vector(self.dim)
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.spectral import make_embedding
+        from biggan_zoo.compiler.modules.spectral import make_embedding
 
         return make_embedding(int(inputs[0].classes or 0), self.dim, sn=self.sn, settings=settings)

@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from compiler.ops.base import GraphSettings, Op, ShapeError, expect_kind, register
-from compiler.types import TensorType
+from biggan_zoo.compiler.ops.base import GraphSettings, Op, ShapeError, expect_kind, register
+from biggan_zoo.compiler.types import TensorType
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
@@ -45,7 +45,7 @@ class BatchNorm(Op):
         return inputs[0]
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.norm import BatchNorm as BatchNormModule
+        from biggan_zoo.compiler.modules.norm import BatchNorm as BatchNormModule
 
         eps = settings.bn_eps if self.eps is None else self.eps
         return BatchNormModule(inputs[0].channels, eps=eps, momentum=settings.bn_momentum,
@@ -69,7 +69,7 @@ class CondBatchNorm(Op):
         return inputs[0]
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.norm import make_cond_bn
+        from biggan_zoo.compiler.modules.norm import make_cond_bn
 
         kind, width = conditioning(inputs, "cond_batch_norm")
         return make_cond_bn(inputs[0].channels, kind, width, sn=self.sn, settings=settings)

@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from compiler.ops.base import GraphSettings, Op, ShapeError, expect_kind, register
-from compiler.types import TensorType
+from biggan_zoo.compiler.ops.base import GraphSettings, Op, ShapeError, expect_kind, register
+from biggan_zoo.compiler.types import TensorType
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
@@ -51,7 +51,7 @@ class Split(Op):
         return tuple(TensorType.vector(s) for s in self.chunk_sizes(inputs[0].shape[0]))
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.basic import Split as SplitModule
+        from biggan_zoo.compiler.modules.basic import Split as SplitModule
 
         return SplitModule(self.chunk_sizes(inputs[0].shape[0]))
 
@@ -77,7 +77,7 @@ class Concat(Op):
         return TensorType("vector", (width,)) if first.kind == "vector" else TensorType.image(width, *first.shape[1:])
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.basic import Concat as ConcatModule
+        from biggan_zoo.compiler.modules.basic import Concat as ConcatModule
 
         return ConcatModule()
 
@@ -106,7 +106,7 @@ class Reshape(Op):
         return out
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.basic import Reshape as ReshapeModule
+        from biggan_zoo.compiler.modules.basic import Reshape as ReshapeModule
 
         return ReshapeModule(self.shape, channels_last=self.channels_last)
 
@@ -194,7 +194,7 @@ class Upsample(Op):
         return TensorType.image(c, h * self.factor, w * self.factor)
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.basic import Upsample as UpsampleModule
+        from biggan_zoo.compiler.modules.basic import Upsample as UpsampleModule
 
         return UpsampleModule(self.factor)
 
@@ -254,6 +254,6 @@ class GlobalSumPool(Op):
         return TensorType.vector(inputs[0].channels)
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.basic import GlobalSumPool as GlobalSumPoolModule
+        from biggan_zoo.compiler.modules.basic import GlobalSumPool as GlobalSumPoolModule
 
         return GlobalSumPoolModule()

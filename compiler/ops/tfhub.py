@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from compiler.ops.base import GraphSettings, Op, ShapeError, expect_kind, register
-from compiler.types import TensorType
+from biggan_zoo.compiler.ops.base import GraphSettings, Op, ShapeError, expect_kind, register
+from biggan_zoo.compiler.types import TensorType
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
@@ -51,7 +51,7 @@ class TruncationBatchNorm(Op):
         return inputs[0]
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.tfhub import TruncationBatchNorm as Module
+        from biggan_zoo.compiler.modules.tfhub import TruncationBatchNorm as Module
 
         width = _truncated_inputs(inputs, "truncation_batch_norm")
         eps = settings.bn_eps if self.eps is None else self.eps
@@ -91,7 +91,7 @@ class TruncationDeepGBlock(Op):
         return TensorType.image(self.out, h * factor, w * factor)
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.tfhub import TruncationDeepGBlock as Module
+        from biggan_zoo.compiler.modules.tfhub import TruncationDeepGBlock as Module
 
         width = _truncated_inputs(inputs, "truncation_deep_g_block")
         assert width is not None  # infer() ran first and rejected a block without a condition
@@ -117,6 +117,6 @@ class KeepChannels(Op):
         return TensorType.image(self.channels, *inputs[0].shape[1:])
 
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
-        from compiler.modules.tfhub import KeepChannels as Module
+        from biggan_zoo.compiler.modules.tfhub import KeepChannels as Module
 
         return Module(self.channels)

@@ -68,9 +68,9 @@ TOY_TRAIN: dict[str, Any] = {
 
 def make_trainer(run_dir: Path, seed: int = 0, **overrides: Any):
     """A Trainer on toy models and a 200-image 8x8 shapes set; ``overrides`` patch TOY_TRAIN."""
-    from runtime.config import TrainConfig
-    from runtime.data import ShapesDataset
-    from runtime.train import Trainer
+    from biggan_zoo.runtime.config import TrainConfig
+    from biggan_zoo.runtime.data import ShapesDataset
+    from biggan_zoo.runtime.train import Trainer
 
     G, D = toy_models(seed)
     cfg = TrainConfig(**{**TOY_TRAIN, **overrides})

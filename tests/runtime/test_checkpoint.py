@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import runtime.checkpoint as checkpoint_module
-from runtime.checkpoint import (CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint, pack_tree,
+import biggan_zoo.runtime.checkpoint as checkpoint_module
+from biggan_zoo.runtime.checkpoint import (CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint, pack_tree,
                                 save_checkpoint, spec_hash, unpack_tree)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,7 +95,7 @@ def test_failure_mid_write_leaves_previous_checkpoint(tmp_path: Path, monkeypatc
 _KILL_SCRIPT = """
 import sys, time, torch
 from pathlib import Path
-import runtime.checkpoint as ck
+import biggan_zoo.runtime.checkpoint as ck
 run_dir = Path(sys.argv[1])
 ck.save_checkpoint(run_dir, 1, {"G": {"w": torch.ones(1000)}}, {}, {"s": 1})
 real_write = ck._write_file

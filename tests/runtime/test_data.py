@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from runtime.data import (DataError, DataStream, DataWarning, ImageFolderDataset, ShapesDataset, _generate_shapes,
+from biggan_zoo.runtime.data import (DataError, DataStream, DataWarning, ImageFolderDataset, ShapesDataset, _generate_shapes,
                           epoch_order, open_dataset)
 
 

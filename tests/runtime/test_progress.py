@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.progress import RunLog, progress_line, read_metrics
+from biggan_zoo.runtime.progress import RunLog, progress_line, read_metrics
 
 
 def test_progress_line_reads_like_a_log() -> None:

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch import Tensor, nn
 
-from runtime import images
-from runtime.images import ImageWriteError, hstack_grids, make_grid, save_gif, save_grid, save_strip
-from runtime.sampling import class_grid, interpolate, interpolate_latents, parse_classes, parse_sweep
-from runtime.standing_stats import standing_stats
+from biggan_zoo.runtime import images
+from biggan_zoo.runtime.images import ImageWriteError, hstack_grids, make_grid, save_gif, save_grid, save_strip
+from biggan_zoo.runtime.sampling import class_grid, interpolate, interpolate_latents, parse_classes, parse_sweep
+from biggan_zoo.runtime.standing_stats import standing_stats
 
 Z_DIM, N_CLASSES, SIDE = 8, 5, 4
 

@@ -13,13 +13,13 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from runtime.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
-from runtime.config import TrainConfig
-from runtime.ema import Ema
-from runtime.losses import discriminator_loss, generator_loss
-from runtime.ortho import add_ortho_grad, ortho_penalty
-from runtime.progress import read_metrics
-from runtime.train import TrainingError
+from biggan_zoo.runtime.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from biggan_zoo.runtime.config import TrainConfig
+from biggan_zoo.runtime.ema import Ema
+from biggan_zoo.runtime.losses import discriminator_loss, generator_loss
+from biggan_zoo.runtime.ortho import add_ortho_grad, ortho_penalty
+from biggan_zoo.runtime.progress import read_metrics
+from biggan_zoo.runtime.train import TrainingError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -115,7 +115,7 @@ def test_world_size_that_does_not_divide_is_a_training_error(tmp_path: Path, toy
         world_size: int = 3
         is_main: bool = True
 
-    from runtime.train import Trainer
+    from biggan_zoo.runtime.train import Trainer
     t = toy.make_trainer(tmp_path)
     with pytest.raises(TrainingError, match="world_size"):
         Trainer(t.G, t.D, t.cfg, z_dim=8, n_classes=10, dataset=t.dataset, run_dir=tmp_path, spec={},
@@ -243,9 +243,9 @@ def test_toy_config_is_valid(toy: SimpleNamespace) -> None:
 
 def test_a_g_that_takes_the_truncation_gets_it_everywhere(tmp_path, toy) -> None:
     """With `truncation=`, every call of G (D steps, G step, sample grid) passes it as a third input."""
-    from runtime.config import TrainConfig
-    from runtime.data import ShapesDataset
-    from runtime.train import Trainer
+    from biggan_zoo.runtime.config import TrainConfig
+    from biggan_zoo.runtime.data import ShapesDataset
+    from biggan_zoo.runtime.train import Trainer
 
     class TakesTruncation(toy.ToyG):
         seen: list = []

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import stats
 
-from runtime.truncation import MODES, TruncationError, accepted_range, sample_latents
+from biggan_zoo.runtime.truncation import MODES, TruncationError, accepted_range, sample_latents
 
 SAMPLES = 20_000  # as (100, 200) latents; KS on 20k draws resolves CDF differences of ~1.5%
 

@@ -10,7 +10,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from zoo.report import BuildReport
+    from biggan_zoo.report import BuildReport
 
 
 def _positive(text: str) -> int:
@@ -25,7 +25,7 @@ def _positive(text: str) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from zoo.commands.common import add_spec_args
+    from biggan_zoo.commands.common import add_spec_args
 
     p = sub.add_parser("build", help="build every graph on meta and report parameters, FLOPs and memory",
                        description="Build every graph of SPEC on the meta device and report, per graph, each "
@@ -49,9 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.cli import UsageError
-    from zoo.report import build_report
-    from zoo.report.memory import BatchError, format_bytes, parse_bytes
+    from biggan_zoo.cli import UsageError
+    from biggan_zoo.report import build_report
+    from biggan_zoo.report.memory import BatchError, format_bytes, parse_bytes
 
     if args.batch is not None and args.batch < 1:
         raise UsageError(f"--batch {args.batch}: the batch must be at least 1")
@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
 def _print(report: "BuildReport", args: argparse.Namespace) -> None:
     import json
 
-    from zoo.report import render
-    from zoo.report.summary import layer_table
+    from biggan_zoo.report import render
+    from biggan_zoo.report.summary import layer_table
 
     if args.json:
         print(json.dumps(render.to_json(report), indent=2))

@@ -13,10 +13,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.api import load_spec
-    from compiler.diagnostics import SpecError
-    from zoo.commands.common import spec_files
-    from zoo.train_config import check_train
+    from biggan_zoo.compiler.api import load_spec
+    from biggan_zoo.compiler.diagnostics import SpecError
+    from biggan_zoo.commands.common import spec_files
+    from biggan_zoo.train_config import check_train
 
     failed = 0
     files = spec_files(args.targets)

@@ -5,7 +5,7 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from zoo.commands.common import add_spec_args
+    from biggan_zoo.commands.common import add_spec_args
 
     p = sub.add_parser("code", help="print the generated PyTorch forward of a graph")
     add_spec_args(p)
@@ -13,9 +13,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.api import compile_graph, load_spec
-    from compiler.lower import readable_code
-    from zoo.cli import UsageError
+    from biggan_zoo.compiler.api import compile_graph, load_spec
+    from biggan_zoo.compiler.lower import readable_code
+    from biggan_zoo.cli import UsageError
 
     spec = load_spec(args.spec, args.overrides)
     names = [args.graph] if args.graph else list(spec.graphs)

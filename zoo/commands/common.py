@@ -14,8 +14,8 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
 
 def spec_files(targets: list[str]) -> list[Path]:
     """Expand folders into their spec files (schema.json excluded); keep names and files as given."""
-    from compiler.load import resolve_name
-    from zoo.cli import UsageError
+    from biggan_zoo.compiler.load import resolve_name
+    from biggan_zoo.cli import UsageError
 
     out: list[Path] = []
     for t in targets:
@@ -34,7 +34,7 @@ def checked_device(text: str) -> str:
     """`text` if torch can place a tensor there, else a UsageError naming the devices this machine has."""
     import torch
 
-    from zoo.cli import UsageError
+    from biggan_zoo.cli import UsageError
 
     have = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     try:

@@ -34,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from zoo.cli import UsageError
-    from zoo.convert import convert_checkpoint, export_weights
+    from biggan_zoo.cli import UsageError
+    from biggan_zoo.convert import convert_checkpoint, export_weights
 
     if args.to_format:
         if args.spec or args.overrides:
@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.spec:
         raise UsageError("--from needs --spec: the spec the converted weights are for")
-    from compiler.api import load_spec
-    from zoo.weights import save_weights
+    from biggan_zoo.compiler.api import load_spec
+    from biggan_zoo.weights import save_weights
 
     spec = load_spec(args.spec, args.overrides)
     states, notes = convert_checkpoint(Path(args.source), args.from_format, spec, graph=args.graph, ema=args.ema)

@@ -6,7 +6,7 @@ import json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from zoo.commands.common import add_spec_args
+    from biggan_zoo.commands.common import add_spec_args
 
     p = sub.add_parser("expand", help="print the fully resolved spec")
     add_spec_args(p)
@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from compiler.api import load_spec
+    from biggan_zoo.compiler.api import load_spec
 
     spec = load_spec(args.spec, args.overrides)
     if args.json:

@@ -18,9 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.checkpoint import latest_checkpoint, load_checkpoint
-    from zoo.generate import GeneratorSourceError, load_run_spec
-    from zoo.weights import save_weights
+    from biggan_zoo.runtime.checkpoint import latest_checkpoint, load_checkpoint
+    from biggan_zoo.generate import GeneratorSourceError, load_run_spec
+    from biggan_zoo.weights import save_weights
 
     run_dir = Path(args.run_dir)
     spec = load_run_spec(run_dir)

@@ -8,7 +8,7 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from zoo.commands.sample import add_sampling_args
+    from biggan_zoo.commands.sample import add_sampling_args
 
     p = sub.add_parser("interpolate", help="interpolate between latents and/or classes (PNG strip or GIF)")
     add_sampling_args(p)
@@ -24,12 +24,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from runtime.images import save_gif, save_strip
-    from runtime.sampling import interpolate
-    from runtime.truncation import check_truncation, sample_latents
-    from zoo.cli import UsageError
-    from zoo.commands.sample import prepare
-    from zoo.model import takes_truncation
+    from biggan_zoo.runtime.images import save_gif, save_strip
+    from biggan_zoo.runtime.sampling import interpolate
+    from biggan_zoo.runtime.truncation import check_truncation, sample_latents
+    from biggan_zoo.cli import UsageError
+    from biggan_zoo.commands.sample import prepare
+    from biggan_zoo.model import takes_truncation
 
     if args.steps < 2:
         raise UsageError("--steps must be at least 2")

@@ -11,9 +11,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.api import load_spec
-    from compiler.diagnostics import SpecError
-    from compiler.load import CATALOG
+    from biggan_zoo.compiler.api import load_spec
+    from biggan_zoo.compiler.diagnostics import SpecError
+    from biggan_zoo.compiler.load import CATALOG
 
     rows = []
     for path in sorted(CATALOG.glob("*.yaml")):
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
 def param_count(spec, graph: str) -> int:
     """Parameters of one graph, counted on the meta device (nothing allocated)."""
-    from compiler.api import compile_graph
+    from biggan_zoo.compiler.api import compile_graph
 
     module = compile_graph(spec, graph, device="meta")
     return sum(p.numel() for p in module.parameters())

@@ -40,11 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def prepare(args: argparse.Namespace):
     """Load the generator, check the truncation flags and apply standing statistics."""
-    from runtime.truncation import MODES
-    from zoo.cli import UsageError
-    from zoo.commands.common import checked_device
-    from zoo.generate import default_truncation_mode, load_for_sampling
-    from zoo.model import takes_truncation
+    from biggan_zoo.runtime.truncation import MODES
+    from biggan_zoo.cli import UsageError
+    from biggan_zoo.commands.common import checked_device
+    from biggan_zoo.generate import default_truncation_mode, load_for_sampling
+    from biggan_zoo.model import takes_truncation
 
     if args.truncation_mode is not None and args.truncation_mode not in MODES:
         raise UsageError(f"--truncation-mode {args.truncation_mode!r} is not one of {', '.join(MODES)}")
@@ -60,7 +60,7 @@ def prepare(args: argparse.Namespace):
             note += "; truncation 1.0 (G takes one)"
     print(f"{model.spec.name}: {note}; truncation mode {mode}", file=sys.stderr)
     if args.standing_stats:
-        from runtime.standing_stats import standing_stats
+        from biggan_zoo.runtime.standing_stats import standing_stats
 
         if takes_truncation(model.spec):
             raise UsageError(f"--standing-stats does not apply to {model.spec.name}: its BatchNorms use stored "
@@ -76,11 +76,11 @@ def prepare(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from runtime.images import hstack_grids, make_grid, save_image
-    from runtime.sampling import class_grid, parse_classes, parse_sweep
-    from runtime.truncation import check_truncation
-    from zoo.cli import UsageError
-    from zoo.model import takes_truncation
+    from biggan_zoo.runtime.images import hstack_grids, make_grid, save_image
+    from biggan_zoo.runtime.sampling import class_grid, parse_classes, parse_sweep
+    from biggan_zoo.runtime.truncation import check_truncation
+    from biggan_zoo.cli import UsageError
+    from biggan_zoo.model import takes_truncation
 
     if args.n < 1 or args.rows < 1:
         raise UsageError("--n and --rows must be at least 1")
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
         from safetensors.torch import save_file
 
-        from zoo.weights import WeightsError, write_atomically
+        from biggan_zoo.weights import WeightsError, write_atomically
 
         tensors = {f"images_t{i}": b.contiguous() for i, b in enumerate(batches)} | {"classes": torch.tensor(classes)}
         try:

@@ -11,8 +11,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def schema_text() -> str:
     """The schema as written to specs/schema.json."""
-    from compiler.schema import spec_json_schema
-    from zoo.train_config import train_schema
+    from biggan_zoo.compiler.schema import spec_json_schema
+    from biggan_zoo.train_config import train_schema
 
     return json.dumps(spec_json_schema(train_schema()), indent=2, sort_keys=True) + "\n"
 

@@ -1,7 +1,7 @@
 """`zoo train SPEC`: train G and D with the spec's recipe on one process or many (torchrun).
 
     zoo train specs/demo32.yaml                       # the embedded dataset, runs/demo32
-    torchrun --nproc-per-node 2 -m zoo train SPEC     # DDP: NCCL on GPUs, gloo on CPU
+    torchrun --nproc-per-node 2 -m biggan_zoo train SPEC     # DDP: NCCL on GPUs, gloo on CPU
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from zoo.commands.common import add_spec_args
+    from biggan_zoo.commands.common import add_spec_args
 
     p = sub.add_parser("train", help="train G and D with the spec's recipe (BigGAN: hinge, EMA, ...)")
     add_spec_args(p)
@@ -40,7 +40,7 @@ class _Quiet(Exception):
 @contextlib.contextmanager
 def _reported_by(speaks: bool) -> Iterator[None]:
     """Errors every process hits alike are printed by the process that ``speaks``; the others stay quiet."""
-    from zoo.cli import user_error_types
+    from biggan_zoo.cli import user_error_types
 
     try:
         yield
@@ -52,8 +52,8 @@ def _reported_by(speaks: bool) -> Iterator[None]:
 
 def _batch_split(cfg: Any, world_size: int) -> str:
     """'batch 256 = 2 process(es) x 4 accumulation step(s) x 32 per device', or a TrainingError."""
-    from runtime.config import micro_batch_size
-    from runtime.train import TrainingError
+    from biggan_zoo.runtime.config import micro_batch_size
+    from biggan_zoo.runtime.train import TrainingError
 
     parts = []
     try:
@@ -69,8 +69,8 @@ def _batch_split(cfg: Any, world_size: int) -> str:
 
 def cost_before_launch(spec: Any, world_size: int, target: str, device_memory: int | None) -> tuple[str, str | None]:
     """Parameters and the `zoo build` memory estimate per device, and a warning if it exceeds `device_memory`."""
-    from zoo.report import build_report
-    from zoo.report.memory import format_bytes
+    from biggan_zoo.report import build_report
+    from biggan_zoo.report.memory import format_bytes
 
     report = build_report(spec, devices=world_size, target=target, budget=device_memory)
     g, d = report.graphs["G"], report.graphs["D"]
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from zoo.cli import UsageError
+    from biggan_zoo.cli import UsageError
 
     if args.steps < 1:
         raise UsageError("--steps must be at least 1")
@@ -105,12 +105,12 @@ def _train(args: argparse.Namespace) -> int:
     if args.weights is not None and args.resume:
         raise UsageError("--weights starts a new run and --resume continues one from its checkpoint: give one")
 
-    from compiler.api import load_spec
-    from runtime import distributed
-    from runtime.data import open_dataset
-    from runtime.train import Trainer, TrainingError
-    from zoo.model import build, takes_truncation
-    from zoo.train_config import check_train
+    from biggan_zoo.compiler.api import load_spec
+    from biggan_zoo.runtime import distributed
+    from biggan_zoo.runtime.data import open_dataset
+    from biggan_zoo.runtime.train import Trainer, TrainingError
+    from biggan_zoo.model import build, takes_truncation
+    from biggan_zoo.train_config import check_train
 
     # Before joining the process group every process of a node sees the same spec and flags, so only
     # local rank 0 reports their errors (once per node, not once per GPU).
@@ -119,7 +119,7 @@ def _train(args: argparse.Namespace) -> int:
         cfg = check_train(spec)
         weights = None
         if args.weights is not None:
-            from zoo.weights import WeightsFile
+            from biggan_zoo.weights import WeightsFile
 
             weights = WeightsFile(args.weights)
         split = _batch_split(cfg, distributed.environment_world_size())

@@ -1,6 +1,6 @@
 """Weight interop: foreign checkpoints -> zoo weights files, and zoo weights -> foreign state_dicts.
 
-    from zoo.convert import convert_checkpoint, export_weights
+    from biggan_zoo.convert import convert_checkpoint, export_weights
     states, notes = convert_checkpoint("runs/biggan128/weights", "biggan-pytorch", spec)
     export_weights("biggan128.safetensors", "biggan-pytorch", "out_folder")
 
@@ -14,9 +14,9 @@ import re
 from pathlib import Path
 import torch
 
-from compiler.api import LoadedSpec
-from zoo.convert.layout import export_state, import_state, key_table, load_map
-from zoo.weights import WeightsError, WeightsFile, spec_of_weights, write_atomically
+from biggan_zoo.compiler.api import LoadedSpec
+from biggan_zoo.convert.layout import export_state, import_state, key_table, load_map
+from biggan_zoo.weights import WeightsError, WeightsFile, spec_of_weights, write_atomically
 
 FORMATS = ("biggan-pytorch", "pretrained-biggan")
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
@@ -73,9 +73,9 @@ def convert_checkpoint(source: str | Path, format_name: str, spec: LoadedSpec, g
                        ema: bool = True) -> tuple[dict[str, dict[str, torch.Tensor]], list[str]]:
     """Zoo state_dicts by graph from a foreign checkpoint (folder or file), and notes on what was used."""
     if format_name == "biggan-pytorch":
-        from zoo.convert.biggan_pytorch import convert
+        from biggan_zoo.convert.biggan_pytorch import convert
     elif format_name == "pretrained-biggan":
-        from zoo.convert.pretrained_biggan import convert  # type: ignore[no-redef]
+        from biggan_zoo.convert.pretrained_biggan import convert  # type: ignore[no-redef]
     else:
         raise WeightsError(f"unknown format {format_name!r}; known: {', '.join(FORMATS)}")
     if not Path(source).exists():
@@ -114,7 +114,7 @@ def export_weights(path: str | Path, format_name: str, out: str | Path, graph: s
         write_atomically(target, lambda tmp, state=state: torch.save(state, tmp))
         written.append(target)
     if format_name == "pretrained-biggan" and not single_file:
-        from zoo.convert.pretrained_biggan import write_config
+        from biggan_zoo.convert.pretrained_biggan import write_config
 
         written.append(write_config(spec, out))
     return written

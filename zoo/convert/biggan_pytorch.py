@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from compiler.api import LoadedSpec
-from zoo.weights import WeightsError
+from biggan_zoo.compiler.api import LoadedSpec
+from biggan_zoo.weights import WeightsError
 
 # graph -> candidate files in preference order (with EMA preferred for G)
 FILES = {"G": ("G_ema.pth", "G.pth"), "D": ("D.pth",)}
@@ -45,7 +45,7 @@ def pick_files(folder: Path, ema: bool) -> tuple[dict[str, Path], list[str]]:
 def convert(source: Path, spec: LoadedSpec, graph: str | None = None,
             ema: bool = True) -> tuple[dict[str, dict[str, torch.Tensor]], list[str]]:
     """Zoo state_dicts by graph from a BigGAN-PyTorch folder or file; all graphs checked before returning."""
-    from zoo.convert import convert_state, read_state_dict
+    from biggan_zoo.convert import convert_state, read_state_dict
 
     if source.is_dir():
         files, notes = pick_files(source, ema)

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 import yaml
 
-from compiler.api import LoadedSpec
-from compiler.graph import CheckedGraph, CheckedNode, Ref
-from zoo.weights import WeightsError, expected_state
+from biggan_zoo.compiler.api import LoadedSpec
+from biggan_zoo.compiler.graph import CheckedGraph, CheckedNode, Ref
+from biggan_zoo.weights import WeightsError, expected_state
 
 MAPS = Path(__file__).parent / "maps"
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from compiler.api import LoadedSpec
-from zoo.weights import WeightsError, write_atomically
+from biggan_zoo.compiler.api import LoadedSpec
+from biggan_zoo.weights import WeightsError, write_atomically
 
 WEIGHTS_NAME = "pytorch_model.bin"
 CONFIG_NAME = "config.json"
@@ -59,7 +59,7 @@ def check_config(config: dict[str, Any], spec: LoadedSpec, source: Path) -> None
 def convert(source: Path, spec: LoadedSpec, graph: str | None = None,
             ema: bool = True) -> tuple[dict[str, dict[str, torch.Tensor]], list[str]]:
     """G's zoo state_dict from a pytorch-pretrained-biggan folder or weights file (it has no D)."""
-    from zoo.convert import convert_state, read_state_dict
+    from biggan_zoo.convert import convert_state, read_state_dict
 
     if graph not in (None, "G"):
         raise WeightsError("pytorch-pretrained-biggan models hold a generator only (--graph G)")

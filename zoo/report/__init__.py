@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from compiler.api import LoadedSpec
-    from zoo.report.memory import MemoryEstimate, Recipe
-    from zoo.report.summary import GraphSummary
+    from biggan_zoo.compiler.api import LoadedSpec
+    from biggan_zoo.report.memory import MemoryEstimate, Recipe
+    from biggan_zoo.report.summary import GraphSummary
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -40,8 +40,8 @@ class BuildReport:
 def make_recipe(spec: "LoadedSpec", batch: int | None = None, accum: int | None = None, devices: int = 1,
                 precision: str | None = None) -> "Recipe":
     """The spec's validated `train` recipe with the given values overriding it; BatchError if it does not split."""
-    from zoo.report.memory import Recipe
-    from zoo.train_config import check_train
+    from biggan_zoo.report.memory import Recipe
+    from biggan_zoo.train_config import check_train
 
     cfg = check_train(spec)
     recipe = Recipe(batch=cfg.batch_size if batch is None else batch,
@@ -67,9 +67,9 @@ def build_report(source: "str | Path | LoadedSpec", overrides: Iterable[str] = (
     """
     import torch
 
-    from compiler.api import LoadedSpec, load_spec
-    from zoo.report.memory import estimate, largest_batch
-    from zoo.report.summary import build_meta, summarize
+    from biggan_zoo.compiler.api import LoadedSpec, load_spec
+    from biggan_zoo.report.memory import estimate, largest_batch
+    from biggan_zoo.report.summary import build_meta, summarize
 
     spec = source if isinstance(source, LoadedSpec) else load_spec(source, list(overrides))
     recipe = make_recipe(spec, batch, accum, devices, precision)

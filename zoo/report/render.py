@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.report import BuildReport
-from zoo.report.memory import MemoryEstimate, format_bytes
-from zoo.report.summary import GraphSummary
+from biggan_zoo.report import BuildReport
+from biggan_zoo.report.memory import MemoryEstimate, format_bytes
+from biggan_zoo.report.summary import GraphSummary
 
 HEADER = ("node", "op", "output (per sample)", "params", "GFLOPs/sample", "saved/sample", "saved/batch")
 

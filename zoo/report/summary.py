@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from compiler.api import LoadedSpec
-    from compiler.graph import CheckedGraph
+    from biggan_zoo.compiler.api import LoadedSpec
+    from biggan_zoo.compiler.graph import CheckedGraph
 
 OUTSIDE = "(between nodes)"  # work done by the graph itself (port getitems), not by a node's module
 
@@ -208,7 +208,7 @@ def flop_probe(cache: dict[Any, Any] | None = None) -> Any:
 
 def build_meta(spec: "LoadedSpec") -> dict[str, "torch.fx.GraphModule"]:
     """Every graph of `spec` lowered on the meta device, without allocation or initialisation."""
-    from compiler.api import compile_graph
+    from biggan_zoo.compiler.api import compile_graph
 
     with without_dynamo_import():
         return {name: compile_graph(spec, name, device="meta", init=False) for name in spec.graphs}
