@@ -322,10 +322,33 @@ def _read_torchscript(archive: zipfile.ZipFile, root: str) -> dict[str, Tensor]:
     return _collect_tensors(top)
 
 
+def _why_torch_load_failed(error: BaseException) -> str:
+    """torch.load's refusals in a few words, without its advice to retry with weights_only=False."""
+    text = str(error)
+    needed = re.search(r"GLOBAL ([\w.]+)", text)
+    if needed:
+        return f"its pickle asks for {needed.group(1)}, which a weights file never needs"
+    if isinstance(error, EOFError):
+        return "the file ends early (empty or cut short)"
+    if "legacy .tar format" in text:
+        return "it is a torch file in the old tar format, which cannot be read without running code"
+    if "PytorchStreamReader" in text or "zip archive" in text:
+        return "it is a damaged zip archive (an interrupted download?)"
+    if isinstance(error, pickle.UnpicklingError) or "Weights only load failed" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0] \
+            if "WeightsUnpickler error:" in text else ""
+        return f"it is not a torch weights file{f' ({detail})' if detail else ''}"
+    return _one_line(error)
+
+
 def _read_torch_save(path: Path) -> dict[str, Tensor]:
     import torch
 
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, TypeError, AttributeError, KeyError,
+            IndexError, ImportError, OSError) as error:
+        raise _WeightsFileError(_why_torch_load_failed(error)) from None
     if not isinstance(loaded, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                for k, v in loaded.items()):
         raise _WeightsFileError(f"it holds a {type(loaded).__name__}, not a state_dict of named tensors")
