@@ -15,11 +15,11 @@ from typing import Any
 
 import yaml
 
-from biggan_zoo.compiler import limits
+from biggan_zoo.compiler import catalog, limits
 from biggan_zoo.compiler.diagnostics import Location, SpecError, did_you_mean, remember_source
 
 Path_ = tuple[Any, ...]
-CATALOG = Path(__file__).resolve().parent.parent / "specs"
+CATALOG = catalog.BUILTIN  # the builtin catalog; compiler/catalog.py adds the user's folders
 _STANDARD_TAG = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {_STANDARD_TAG + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
 KEY = "\0key"
@@ -60,15 +60,14 @@ def dotted(path: Path_) -> str:
 
 
 def resolve_name(name_or_path: str) -> Path:
-    """A path to a spec file, or a catalog name (`biggan128` -> specs/biggan128.yaml)."""
+    """A path to a spec file, or a catalog name (`biggan128` -> specs/biggan128.yaml; see compiler/catalog.py)."""
     p = Path(name_or_path)
     if p.exists():
         return p
-    for suffix in ("", ".yaml", ".yml", ".json"):
-        candidate = CATALOG / f"{name_or_path}{suffix}"
-        if candidate.is_file() and "/" not in name_or_path:
-            return candidate
-    names = [f.stem for f in CATALOG.glob("*.yaml")] if CATALOG.is_dir() else []
+    found = catalog.find(name_or_path)
+    if found is not None:
+        return found
+    names = catalog.names()
     hint = did_you_mean(p.stem, names) if names else ""
     raise SpecError(f"no spec file or catalog entry named '{name_or_path}'",
                     hint=(hint + "; " if hint else "") + "run `zoo list` to see the catalog")
