@@ -32,12 +32,39 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     return (SpecError, UserError)
 
 
+# Commands that name no spec, so take no --catalog folders.
+NO_SPEC = {"schema", "export"}
+
+
+class _Version(argparse.Action):
+    """`zoo --version`: the installed distribution's version, looked up only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("biggan-zoo")
+        except PackageNotFoundError:
+            found = "unknown (biggan-zoo is not installed: pip install .)"
+        print(f"zoo {found}")
+        parser.exit(0)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="A declarative model zoo for the BigGAN family.")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"biggan_zoo.commands.{name}")
         module.add_parser(sub)
+        if name not in NO_SPEC:
+            sub.choices[name].add_argument(
+                "--catalog", action="append", default=[], metavar="DIR",
+                help="a folder of spec files whose names count as catalog names, searched before "
+                "$ZOO_CATALOG and the builtin catalog (repeatable)")
     return parser
 
 
@@ -69,8 +96,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(f"biggan_zoo.commands.{args.command}")
+    from biggan_zoo.compiler import catalog
+
+    folders = getattr(args, "catalog", [])
     try:
-        return int(module.run(args) or 0)
+        for folder in folders:
+            if not os.path.isdir(folder):
+                raise UsageError(f"--catalog {folder}: not a folder")
+        with catalog.searching(folders):
+            return int(module.run(args) or 0)
     except UsageError as e:
         print(f"zoo {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -1,34 +1,42 @@
-"""`zoo list`: the catalog, with each spec's description and parameter counts of G and D."""
+"""`zoo list`: the catalog, with where each entry comes from, parameter counts of G and D, a description."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="show the catalog: name, description, parameters of G and D")
+    p = sub.add_parser("list", help="show the catalog: name, where it comes from, parameters of G and D, description")
     p.add_argument("--no-params", action="store_true", help="skip counting parameters (no torch import)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from biggan_zoo.compiler import catalog
     from biggan_zoo.compiler.api import load_spec
     from biggan_zoo.compiler.diagnostics import SpecError
-    from biggan_zoo.compiler.load import CATALOG
 
     rows = []
-    for path in sorted(CATALOG.glob("*.yaml")):
+    winners: dict[str, str] = {}
+    for entry in catalog.entries(shadowed=True):
+        if entry.name in winners:  # a later folder's entry of the same name: never found by name
+            rows.append((entry.name, entry.origin, "-", "-", f"(shadowed by {winners[entry.name]})"))
+            continue
+        winners[entry.name] = entry.origin
         try:
-            spec = load_spec(path)
+            spec = load_spec(entry.path)
         except SpecError as e:
             print(e.render(), file=sys.stderr)
-            rows.append((path.stem, "-", "-", "(does not check: run `zoo check`)"))
+            rows.append((entry.name, entry.origin, "-", "-", "(does not check: run `zoo check`)"))
             continue
         counts = ["", ""] if args.no_params else [f"{param_count(spec, g):,}" for g in ("G", "D")]
-        rows.append((path.stem, *counts, _short(spec.data["description"])))
-    widths = [max(len(r[i]) for r in rows + [("name", "G params", "D params", "")]) for i in range(3)]
-    print(f"{'name':<{widths[0]}}  {'G params':>{widths[1]}}  {'D params':>{widths[2]}}  description")
-    for name, g, d, description in rows:
-        print(f"{name:<{widths[0]}}  {g:>{widths[1]}}  {d:>{widths[2]}}  {description}")
+        rows.append((entry.name, entry.origin, *counts, short_description(spec.data["description"])))
+    header = ("name", "from", "G params", "D params")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
+    print(f"{'name':<{widths[0]}}  {'from':<{widths[1]}}  {'G params':>{widths[2]}}  {'D params':>{widths[3]}}  "
+          "description")
+    for name, origin, g, d, description in rows:
+        print(f"{name:<{widths[0]}}  {origin:<{widths[1]}}  {g:>{widths[2]}}  {d:>{widths[3]}}  {description}")
     return 0
 
 
@@ -40,7 +48,28 @@ def param_count(spec, graph: str) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _short(description: str, width: int = 90) -> str:
-    """The first sentence (or clause) of a description, cut to `width` characters."""
-    first = description.split(". ")[0]
-    return first if len(first) <= width else first[: width - 3] + "..."
+# A sentence ends at ". " before a capital letter, except after abbreviations of citations ("et al.").
+_SENTENCE_END = re.compile(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bcf)(?<!\bvs)\.\s+(?=[A-Z`(\"])")
+
+
+def short_description(description: str, width: int = 90) -> str:
+    """The first sentence of a description; if longer than `width`, cut at a space outside brackets.
+
+    A cut never falls inside parentheses or backquotes, so a citation is either whole or left out.
+    """
+    text = " ".join(description.split())
+    first = _SENTENCE_END.split(text, maxsplit=1)[0].rstrip(".")
+    if len(first) <= width:
+        return first
+    depth, quoted, cut = 0, False, 0
+    for i, char in enumerate(first[: width - 3]):
+        if char == "`":
+            quoted = not quoted
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth = max(0, depth - 1)
+        elif char == " " and depth == 0 and not quoted:
+            cut = i
+    head = first[:cut].rstrip(" ,;:") if cut else first[: width - 3].rsplit(" ", 1)[0]
+    return head + " ..."
