@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -21,14 +22,23 @@ import torch
 from safetensors.torch import load_file, save
 
 from biggan_zoo.runtime import UserError
+from biggan_zoo.runtime.files import StorageError, reason
 
 FORMAT = "zoo-checkpoint"
 VERSION = 1
 _PREFIX, _TMP = "step_", ".tmp-"
+MAX_STATE_BYTES = 64 * 2**20  # state.json: trainer state, optimiser layout and the spec; never tensors
+MAX_STATE_DEPTH = 64
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}\.safetensors$")  # a tensor group's file, never a path
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class CheckpointError(UserError):
     """A checkpoint is missing, corrupt, or belongs to a different spec."""
+
+
+class CheckpointWriteError(StorageError):
+    """A checkpoint could not be written (disk full, read-only); the message names the one kept."""
 
 
 @dataclass
@@ -81,32 +91,49 @@ def save_checkpoint(run_dir: str | Path, step: int, tensors_by_group: dict[str, 
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
     root = Path(run_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(_TMP + "*"):  # left by a crash during an earlier save
-        shutil.rmtree(stale, ignore_errors=True)
     final = root / f"{_PREFIX}{step:08d}"
     tmp = root / f"{_TMP}{final.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    files = {}
-    for group, tensors in tensors_by_group.items():
-        blob = save(_unshared(tensors))
-        _write_file(tmp / f"{group}.safetensors", blob)
-        files[f"{group}.safetensors"] = {"size": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
-    document = {"format": FORMAT, "version": VERSION, "step": step, "files": files, "state": state,
-                "spec": spec, "spec_hash": spec_hash(spec)}
-    _write_file(tmp / "state.json", json.dumps(document, indent=1).encode())
-    _fsync_dir(tmp)
-    if final.exists():  # the same step saved again (e.g. a resumed run that stopped at once)
-        trash = root / f"{_TMP}old-{uuid.uuid4().hex[:8]}"
-        os.replace(final, trash)
-        os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-    _fsync_dir(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(_TMP + "*"):  # left by a crash during an earlier save (one writer: see lock.py)
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir()
+        files = {}
+        for group, tensors in tensors_by_group.items():
+            blob = save(_unshared(tensors))
+            _write_file(tmp / f"{group}.safetensors", blob)
+            files[f"{group}.safetensors"] = {"size": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
+        document = {"format": FORMAT, "version": VERSION, "step": step, "files": files, "state": state,
+                    "spec": spec, "spec_hash": spec_hash(spec)}
+        _write_file(tmp / "state.json", json.dumps(document, indent=1).encode())
+        _fsync_dir(tmp)
+        _move_into_place(tmp, final, root)
+        _fsync_dir(root)
+    except OSError as error:
+        shutil.rmtree(tmp, ignore_errors=True)  # a half-written folder is never left behind
+        previous = latest_checkpoint(run_dir)
+        kept = (f"the previous checkpoint '{previous}' is intact; free space (or make the folder writable) and "
+                "continue with --resume" if previous else "no earlier checkpoint exists")
+        raise CheckpointWriteError(f"cannot write the checkpoint of step {step} in '{root}': {reason(error)}; "
+                           f"{kept}") from None
     for _, old in _step_dirs(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _move_into_place(tmp: Path, final: Path, root: Path) -> None:
+    """Rename a finished checkpoint folder to its step's name, replacing one saved for the same step."""
+    if not final.exists():
+        os.replace(tmp, final)
+        return
+    trash = root / f"{_TMP}old-{uuid.uuid4().hex[:8]}"  # the same step saved again (a resumed run that stopped at once)
+    os.replace(final, trash)
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        os.replace(trash, final)  # put the old one back: a step is never without its checkpoint
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -148,23 +175,69 @@ def _file_sha256(path: Path) -> str:
 
 
 def _read_document(path: Path) -> dict[str, Any]:
+    """state.json read as untrusted data: size-capped, depth-bounded, every field of its frame checked."""
     state_file = path / "state.json"
     if not path.is_dir():
         raise CheckpointError(f"checkpoint folder '{path}' does not exist; list the run's checkpoints/ folder")
+    corrupt = f"the checkpoint is corrupt: delete '{path}' and use an earlier checkpoint"
     try:
-        document = json.loads(state_file.read_text())
+        if state_file.exists() and not state_file.is_file():
+            raise CheckpointError(f"'{state_file}' is not a regular file; {corrupt}")
+        size = state_file.stat().st_size
+        if size > MAX_STATE_BYTES:
+            raise CheckpointError(f"'{state_file}' is {size} bytes, more than the {MAX_STATE_BYTES} a state.json "
+                                  f"holds; {corrupt}")
+        document = json.loads(state_file.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"'{state_file}' is missing, so '{path}' is incomplete; delete it and use an "
                               "earlier checkpoint") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"'{state_file}' is not valid JSON ({error}); the checkpoint is corrupt: delete "
-                              f"'{path}' and use an earlier checkpoint") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        detail = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:200]
+        raise CheckpointError(f"'{state_file}' is not valid JSON ({detail}); {corrupt}") from None
+    except OSError as error:
+        raise CheckpointError(f"cannot read '{state_file}': {reason(error)}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise CheckpointError(f"'{state_file}' is not a zoo checkpoint (no \"format\": \"{FORMAT}\")")
     if document.get("version") != VERSION:
-        raise CheckpointError(f"'{state_file}' has checkpoint version {document.get('version')}; this zoo "
-                              f"reads version {VERSION}")
+        raise CheckpointError(f"'{state_file}' has checkpoint version {str(document.get('version'))[:40]}; this "
+                              f"zoo reads version {VERSION}")
+    problem = _frame_problem(document)
+    if problem:
+        raise CheckpointError(f"'{state_file}': {problem}; {corrupt}")
     return document
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, computed without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_STATE_DEPTH:  # deeper is refused anyway: stop counting
+                stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _frame_problem(document: dict[str, Any]) -> str | None:
+    """What is wrong with the fields every checkpoint has (None when they are well-formed)."""
+    if json_depth(document) > MAX_STATE_DEPTH:
+        return f"nested deeper than {MAX_STATE_DEPTH} levels"
+    step = document.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return f"\"step\" must be a whole number >= 0, not {json.dumps(step)[:40]}"
+    for key, kind in (("files", dict), ("state", dict), ("spec", dict), ("spec_hash", str)):
+        if not isinstance(document.get(key), kind):
+            return f"\"{key}\" is missing or not a{'n object' if kind is dict else ' string'}"
+    for name, entry in document["files"].items():
+        if not _FILE_NAME.match(name):
+            return f"\"files\" names {json.dumps(name)[:80]}, which is not a tensor file of a checkpoint"
+        size = entry.get("size") if isinstance(entry, dict) else None
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or not (
+                isinstance(digest, str) and _SHA256.match(digest)):
+            return f"the entry of {name} in \"files\" needs a size (bytes) and a sha256 (64 hex digits)"
+    return None
 
 
 def verify_files(path: str | Path) -> dict[str, Any]:
@@ -174,14 +247,17 @@ def verify_files(path: str | Path) -> dict[str, Any]:
     advice = f"the checkpoint is corrupt: delete '{path}' and resume from an earlier checkpoint"
     for name, expected in document["files"].items():
         file = path / name
-        if not file.is_file():
-            raise CheckpointError(f"'{file}' is missing; {advice}")
-        size = file.stat().st_size
-        if size != expected["size"]:
-            raise CheckpointError(f"'{file}' has {size} bytes but {expected['size']} were written "
-                                  f"(truncated or overwritten); {advice}")
-        if _file_sha256(file) != expected["sha256"]:
-            raise CheckpointError(f"'{file}' does not match its sha256 in state.json; {advice}")
+        try:
+            if not file.is_file():
+                raise CheckpointError(f"'{file}' is missing; {advice}")
+            size = file.stat().st_size
+            if size != expected["size"]:
+                raise CheckpointError(f"'{file}' has {size} bytes but {expected['size']} were written "
+                                      f"(truncated or overwritten); {advice}")
+            if _file_sha256(file) != expected["sha256"]:
+                raise CheckpointError(f"'{file}' does not match its sha256 in state.json; {advice}")
+        except OSError as error:  # e.g. pruned by a run that is still training while we read
+            raise CheckpointError(f"cannot read '{file}': {reason(error)}") from None
     return document
 
 
@@ -207,8 +283,19 @@ def load_checkpoint(path: str | Path, expected_spec: dict[str, Any] | None = Non
             f"checkpoint '{path}' was written for a different spec; resume with the spec it was trained with "
             f"or start a new run directory. Differences:\n{spec_diff(document['spec'], expected_spec)}"
         )
-    tensors = {name[: -len(".safetensors")]: load_file(path / name)
-               for name in document["files"] if name.endswith(".safetensors")}
+    from biggan_zoo.runtime.resources import check_fits
+
+    check_fits(sum(entry["size"] for entry in document["files"].values()), f"checkpoint '{path}'",
+               "load it on a machine with more memory", share=0.9)
+    tensors = {}
+    for name in document["files"]:
+        try:
+            tensors[name[: -len(".safetensors")]] = load_file(path / name)
+        except OSError as error:
+            raise CheckpointError(f"cannot read '{path / name}': {reason(error)}") from None
+        except Exception as error:  # noqa: BLE001 - safetensors' own errors (SafetensorError, dtype ones)
+            raise CheckpointError(f"'{path / name}' is not a readable safetensors file ({str(error)[:200]}); "
+                                  f"delete '{path}' and use an earlier checkpoint") from None
     return Checkpoint(path, document["step"], tensors, document["state"], document["spec"])
 
 
@@ -241,6 +328,9 @@ def unpack_tree(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
         return [unpack_tree(v, tensors) for v in tree]
     if isinstance(tree, dict):
         if "__tensor__" in tree:
+            if not isinstance(tree["__tensor__"], str) or tree["__tensor__"] not in tensors:
+                raise CheckpointError(f"state.json refers to tensor {json.dumps(tree['__tensor__'])[:80]}, "
+                                      "which the checkpoint does not hold")
             return tensors[tree["__tensor__"]]
         if "__tuple__" in tree:
             return tuple(unpack_tree(v, tensors) for v in tree["__tuple__"])

@@ -12,23 +12,41 @@ from tqdm.auto import tqdm
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop metrics lines after ``last_step``: a resumed run rewrites the steps after its checkpoint."""
+    """Drop metrics lines after ``last_step``: a resumed run rewrites the steps after its checkpoint.
+
+    The file is rewritten atomically (a temporary file renamed over it), so a kill or a full disk
+    at any moment leaves either the old file or the new one, whole; untouched when nothing changes.
+    """
+    from biggan_zoo.runtime.files import StorageError, reason, write_bytes_atomically
+
     if not path.exists():
         return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= last_step:
-                kept.append(line)
-        except (ValueError, KeyError, TypeError):
-            continue  # a line cut short by a crash
-    path.write_text("".join(f"{line}\n" for line in kept))
+    try:
+        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    except OSError as error:
+        raise StorageError(f"cannot read '{path}': {reason(error)}") from None
+    kept = [line for line in lines if _step_of(line) is not None and _step_of(line) <= last_step]
+    if kept == lines:
+        return
+    write_bytes_atomically(path, "".join(f"{line}\n" for line in kept).encode(), what="metrics")
+
+
+def _step_of(line: str) -> int | None:
+    """The step of one metrics line, None for a line cut short by a crash or not a record."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    step = record.get("step") if isinstance(record, dict) else None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All records of a run's metrics.jsonl."""
+    """All records of a run's metrics.jsonl (a last line cut short by a crash is skipped)."""
     path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if _step_of(line) is not None]
 
 
 def progress_line(record: dict[str, Any], total: int, seconds_left: float | None) -> str:
@@ -78,8 +96,13 @@ class RunLog:
         """Append one record (must hold 'step') and show its losses on the bar."""
         if not self.enabled:
             return
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        from biggan_zoo.runtime.files import StorageError, reason
+
+        try:  # appending is safe: a line cut short by a crash is dropped on resume (truncate_metrics)
+            with open(self.path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as error:
+            raise StorageError(f"cannot write '{self.path}': {reason(error)}") from None
         if self.tensorboard is not None:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)):

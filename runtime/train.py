@@ -17,11 +17,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from biggan_zoo.runtime import UserError
-from biggan_zoo.runtime.checkpoint import (latest_checkpoint, list_checkpoints, load_checkpoint, pack_tree, save_checkpoint,
-                                unpack_tree)
+from biggan_zoo.runtime.checkpoint import (CheckpointError, CheckpointWriteError, latest_checkpoint, list_checkpoints,
+                                           load_checkpoint, pack_tree, save_checkpoint, unpack_tree)
 from biggan_zoo.runtime.config import TrainConfig, micro_batch_size
 from biggan_zoo.runtime.data import DataError, DataStream
 from biggan_zoo.runtime.ema import Ema, unwrap
+from biggan_zoo.runtime.files import StorageError, write_bytes_atomically
+from biggan_zoo.runtime.lock import RunLock, RunLockedError
 from biggan_zoo.runtime.losses import discriminator_loss, generator_loss
 from biggan_zoo.runtime.ortho import add_ortho_grad
 from biggan_zoo.runtime.progress import RunLog, truncate_metrics
@@ -204,24 +206,57 @@ class Trainer:
 
     def _restore(self, path: Path) -> None:
         checkpoint = load_checkpoint(path, expected_spec=self.spec)
-        tensors, state = checkpoint.tensors, checkpoint.state
+        try:
+            self._apply_checkpoint(checkpoint)
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError, OverflowError, AttributeError) as error:
+            detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            raise CheckpointError(f"'{path}' cannot be resumed: its trainer state does not fit this run "
+                                  f"({type(error).__name__}{': ' + detail if detail else ''}); the checkpoint is "
+                                  "corrupt or from another zoo version: resume from an earlier one") from None
+
+    def _apply_checkpoint(self, checkpoint: Any) -> None:
+        """Check a checkpoint's tensors and state against this trainer, then load them (the checks come first)."""
+        path, tensors, state = checkpoint.path, checkpoint.tensors, checkpoint.state
+        groups = {"G": self.G_raw.state_dict(), "D": self.D_raw.state_dict()}
+        if self.ema is not None:
+            groups["G_ema"] = self.ema.state_dict()
+        problems = [f"no {group} tensors" for group in (*groups, "optim", "rng") if group not in tensors]
+        for group, expected in groups.items():
+            given = tensors.get(group, {})
+            problems += [f"{group}: {key} missing" for key in expected if key not in given][:5]
+            problems += [f"{group}: {key} has shape {list(given[key].shape)}, expected {list(ref.shape)}"
+                         for key, ref in expected.items() if key in given and given[key].shape != ref.shape][:5]
+        for key, kind in (("optim", dict), ("scalers", dict), ("python_rng", list), ("numpy_rng", list),
+                          ("window", dict), ("consumed", int), ("elapsed_s", (int, float))):
+            if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+                problems.append(f"state field {key!r} is missing or has the wrong type")
+        if problems:
+            raise CheckpointError(f"'{path}' does not fit this run; nothing restored:\n  " + "\n  ".join(problems[:12]))
+        window = state["window"]
+        if not (isinstance(window.get("sums"), list) and len(window["sums"]) == 3 and isinstance(window.get("steps"), int)):
+            raise CheckpointError(f"'{path}': state field 'window' is malformed; nothing restored")
+        window = {"sums": [float(v) for v in window["sums"]], "steps": window["steps"]}
+        optimisers = {net: unpack_tree(state["optim"][net], tensors["optim"]) for net in self.opt}
+        version, mt_state, gauss = state["python_rng"]
+        name, keys, pos, has_gauss, cached = state["numpy_rng"]
+        numpy_state = (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached)
         self.G_raw.load_state_dict(tensors["G"])
         self.D_raw.load_state_dict(tensors["D"])
         if self.ema is not None:
             self.ema.load_state_dict(tensors["G_ema"])
         for net, opt in self.opt.items():
-            opt.load_state_dict(unpack_tree(state["optim"][net], tensors["optim"]))
+            opt.load_state_dict(optimisers[net])
             self.scaler[net].load_state_dict(state["scalers"][net])
         torch.set_rng_state(tensors["rng"]["torch_cpu"])
         if torch.cuda.is_available():
             torch.cuda.set_rng_state_all([tensors["rng"][f"cuda_{i}"] for i in range(torch.cuda.device_count())
                                           if f"cuda_{i}" in tensors["rng"]])
-        version, mt_state, gauss = state["python_rng"]
         random.setstate((version, tuple(mt_state), gauss))
-        name, keys, pos, has_gauss, cached = state["numpy_rng"]
-        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-        self.step, self.consumed, self.elapsed = checkpoint.step, state["consumed"], state["elapsed_s"]
-        self.window = state["window"]
+        np.random.set_state(numpy_state)
+        self.step, self.consumed, self.elapsed = checkpoint.step, state["consumed"], float(state["elapsed_s"])
+        self.window = window
         self._last_saved, self._saved_step = path, self.step
 
     # -- samples -------------------------------------------------------------------------------------
@@ -292,6 +327,21 @@ class Trainer:
             kept = f"then resume from {where} with --resume" if self._saved_step >= 0 else "no checkpoint was saved yet"
             raise DataError(f"step {self.step + 1}: {error}; {kept}") from None
 
+    @contextlib.contextmanager
+    def _storage_error_says_where(self) -> Iterator[None]:
+        """A full or read-only disk: one line saying what could not be written and what is kept."""
+        from biggan_zoo.runtime.images import ImageWriteError
+
+        try:
+            yield
+        except CheckpointWriteError:
+            raise  # it names the checkpoint that is kept
+        except (StorageError, ImageWriteError) as error:
+            kept = (f"the last checkpoint '{self._last_saved}' (step {self._saved_step}) is intact: free space, then "
+                    "continue with --resume" if self._last_saved else "no checkpoint was saved yet")
+            raise StorageError(f"{str(error).removesuffix('; nothing written')}; training stopped at step "
+                               f"{self.step}; {kept}") from None
+
     def _non_finite(self, name: str, value: float) -> TrainingError:
         kept = f"the last good checkpoint is '{self._last_saved}'" if self._last_saved else "no checkpoint was saved"
         return TrainingError(f"step {self.step}: loss {name} is {value}; training stopped without saving this "
@@ -343,12 +393,44 @@ class Trainer:
         except OSError as e:  # a file of that name, no permission, a read-only disk
             raise TrainingError(f"cannot use '{self.run_dir}' as the run folder: {e.strerror}; choose another "
                                 "(--out RUN_DIR)") from None
+        lock = self._lock_run_folder()
+        try:
+            with self._storage_error_says_where():
+                return self._fit_locked(steps, resume)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _lock_run_folder(self) -> RunLock | None:
+        """Rank 0 locks the run folder (one writer); every rank learns whether it could, so none waits."""
+        lock, refused = None, None
+        if self.dist.is_main:
+            try:
+                lock = RunLock(self.run_dir)
+            except RunLockedError as error:
+                refused = error
+            except OSError as error:
+                raise TrainingError(f"cannot use '{self.run_dir}' as the run folder: cannot create its lock file "
+                                    f"({error.strerror}); choose another (--out RUN_DIR)") from None
+        if self.dist.world_size > 1:
+            with self._peers_alive():
+                flag = torch.tensor([float(refused is not None)], device=self.device)
+                if self.dist.all_mean(flag).item() > 0 and refused is None:
+                    raise RunLockedError(f"rank {self.dist.rank}: rank 0 found '{self.run_dir}' in use by another "
+                                         "process (see its message)")
+        if refused is not None:
+            raise refused
+        return lock
+
+    def _fit_locked(self, steps: int, resume: bool) -> dict[str, Any]:
+        main = self.dist.is_main
         started_from = self._start(resume)
         if self.dist.world_size > 1:
             with self._peers_alive():
                 self._check_same_start()
         if main:
-            (self.run_dir / "spec.json").write_text(json.dumps(self.spec, indent=2) + "\n")
+            write_bytes_atomically(self.run_dir / "spec.json", (json.dumps(self.spec, indent=2) + "\n").encode(),
+                                   what="the run's spec")
             truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
         log = RunLog(self.run_dir, total=steps, initial=min(self.step, steps), enabled=main, bar=self.progress_bar)
         if started_from:
