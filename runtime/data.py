@@ -75,26 +75,11 @@ class ImageFolderDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image, UnidentifiedImageError
-
         path, label = self.samples[index]
-        try:
-            with Image.open(path) as image:
-                image = image.convert("RGB")
-        except (OSError, UnidentifiedImageError, ValueError) as error:
-            raise DataError(f"cannot read image '{path}': {error}; delete or re-encode the file") from error
-        return _to_unit_range(self._resize_crop(image)), label
+        return _to_unit_range(decode_image(path, self.resolution)), label
 
     def _resize_crop(self, image: Any) -> np.ndarray:  # a PIL image; Pillow is imported lazily
-        from PIL import Image
-
-        # Shorter side to `resolution`, then a centre crop: keeps the aspect ratio and the image centre.
-        width, height = image.size
-        scale = self.resolution / min(width, height)
-        size = (max(self.resolution, round(width * scale)), max(self.resolution, round(height * scale)))
-        image = image.resize(size, Image.Resampling.BICUBIC)
-        left, top = (size[0] - self.resolution) // 2, (size[1] - self.resolution) // 2
-        return np.asarray(image.crop((left, top, left + self.resolution, top + self.resolution)))
+        return resize_crop(image, self.resolution)
 
     def summary(self) -> str:
         """Images per class, plus any warnings, as printable text."""
@@ -103,6 +88,51 @@ class ImageFolderDataset(Dataset):
         lines += [f"  {label:4d} {name:<{width}} {self.counts[name]:7d}" for label, name in enumerate(self.classes)]
         lines += [f"  warning: {message}" for message in self.warnings]
         return "\n".join(lines)
+
+
+def decode_image(path: Path, resolution: int) -> np.ndarray:
+    """An image file as an HWC uint8 RGB array at `resolution`; DataError naming the file otherwise.
+
+    Image files are untrusted: one over Pillow's decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`,
+    its warning included) and any file a decoder fails on, whatever the decoder raises, is a DataError.
+    """
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                if min(image.size) < 1:
+                    raise ValueError(f"it has no pixels ({image.size[0]}x{image.size[1]})")
+                return resize_crop(image.convert("RGB"), resolution)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise DataError(f"cannot read image '{path}': refused as a possible decompression bomb ({error})"
+                        "; delete or shrink the file") from None
+    except MemoryError:
+        raise DataError(f"cannot read image '{path}': it does not fit in memory; delete or shrink the file") from None
+    except Exception as error:  # noqa: BLE001 - decoders of broken files raise anything (OSError, SyntaxError, ...)
+        detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise DataError(f"cannot read image '{path}': {detail}; delete or re-encode the file") from None
+
+
+def resize_crop(image: Any, resolution: int) -> np.ndarray:  # a PIL image; Pillow is imported lazily
+    """Shorter side to `resolution`, then a centre crop: keeps the aspect ratio and the image centre."""
+    from PIL import Image
+
+    width, height = image.size
+    scale = resolution / min(width, height)
+    size = (max(resolution, round(width * scale)), max(resolution, round(height * scale)))
+    left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
+    if max(size) > 8 * resolution:
+        # A long, thin image (a panorama, a 1 x 80M strip): resize only the part the crop keeps, so the
+        # intermediate image is never its whole scaled length.
+        box = (left / scale, top / scale, (left + resolution) / scale, (top + resolution) / scale)
+        return np.asarray(image.resize((resolution, resolution), Image.Resampling.BICUBIC, box=box))
+    image = image.resize(size, Image.Resampling.BICUBIC)
+    return np.asarray(image.crop((left, top, left + resolution, top + resolution)))
 
 
 SHAPE_CLASSES = ("disc", "square", "triangle", "ring", "h-stripes", "v-stripes", "plus", "checker", "cross", "diamond")
@@ -166,6 +196,12 @@ class ShapesDataset(Dataset):
 
     def __init__(self, resolution: int = 32, per_class: int = 500, seed: int = 0) -> None:
         """Generate (or fetch from the in-memory cache) ``10 * per_class`` images."""
+        from biggan_zoo.runtime.resources import check_fits
+
+        # the images (uint8) plus one class's float64 work arrays while it is drawn
+        needed = len(SHAPE_CLASSES) * per_class * 3 * resolution**2 + 4 * per_class * 3 * resolution**2 * 8
+        check_fits(needed, f"builtin:shapes at {resolution}x{resolution}", "train at a lower resolution, or on "
+                   "a folder of images (--data DIR)", share=0.5)
         self.resolution = resolution
         self.classes = list(SHAPE_CLASSES)
         self.images, self.labels = _generate_shapes(resolution, per_class, seed)

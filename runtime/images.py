@@ -105,12 +105,19 @@ def _check_writable(path: Path) -> None:
 
 
 def _save(pil: Image.Image, path: str | os.PathLike, **options: object) -> Path:
+    from biggan_zoo.runtime.files import write_atomically
+
     target = Path(path)
     _check_writable(target)
-    try:
-        pil.save(target, **options)
-    except (OSError, ValueError) as error:  # ValueError: Pillow cannot infer a format from the suffix
-        raise ImageWriteError(f"cannot write image {str(target)!r}: {error}") from error
+    if "format" not in options:  # the temporary file's name says nothing: name the format from the suffix
+        options["format"] = Image.registered_extensions().get(target.suffix.lower())
+        if options["format"] is None:
+            raise ImageWriteError(f"cannot write image {str(target)!r}: unknown file extension "
+                                  f"{target.suffix!r} (use .png or .gif)")
+    try:  # through a temporary file: a full disk or a kill never leaves half an image
+        write_atomically(target, lambda tmp: pil.save(tmp, **options), error=ImageWriteError, what="image")
+    except ValueError as error:
+        raise ImageWriteError(f"cannot write image {str(target)!r}: {error}") from None
     return target
 
 

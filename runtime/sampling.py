@@ -124,9 +124,11 @@ def mix_classes(y0: int, y1: int, steps: int, n_classes: int) -> Tensor:
     for label in (y0, y1):
         if not 0 <= label < n_classes:
             raise ValueError(f"class index {label} is outside [0, {n_classes})")
-    alpha = torch.linspace(0, 1, steps, dtype=torch.float64).unsqueeze(1)
-    eye = torch.eye(n_classes, dtype=torch.float64)
-    return ((1 - alpha) * eye[y0] + alpha * eye[y1]).float()
+    alpha = torch.linspace(0, 1, steps, dtype=torch.float64)
+    mixed = torch.zeros(steps, n_classes, dtype=torch.float64)  # (no n_classes x n_classes identity)
+    mixed[:, y0] += 1 - alpha
+    mixed[:, y1] += alpha
+    return mixed.float()
 
 
 def interpolate(G: nn.Module, z0: Tensor, z1: Tensor, y0: int, y1: int, steps: int, n_classes: int,

@@ -107,7 +107,8 @@ def sample_truncated_normal(count: int, bound: float, generator: torch.Generator
     uniform = bound < _UNIFORM_PROPOSAL_BELOW
     if uniform:
         # mean of exp(-x^2/2) over U(-b, b)
-        acceptance = math.sqrt(math.pi / 2) * math.erf(bound / math.sqrt(2)) / bound
+        # (1 as the bound goes to 0; a bound that rounds to 0 in the tensor's dtype accepts every 0 drawn)
+        acceptance = math.sqrt(math.pi / 2) * math.erf(bound / math.sqrt(2)) / bound if bound > 0 else 1.0
     else:
         acceptance = math.erf(bound / math.sqrt(2))
     while filled < count:
