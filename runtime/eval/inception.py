@@ -3,8 +3,9 @@
 This is the network every published FID and Inception Score is measured with. It is not torchvision's
 Inception-v3 (other weights, and the graph differs), so it is written here from the graph's structure:
 
-- every convolution has no bias and is followed by a BatchNorm with eps 1e-3 and no scale (gamma = 1
-  in both weight files; kept as a tensor so that the pytorch-fid layout loads as it is) and a ReLU;
+- every convolution has no bias and is followed by a BatchNorm with eps 1e-3 and a ReLU; the graph's
+  BatchNorm has no scale (NVIDIA's file has none, we use 1), the pytorch-fid file stores one, so it is
+  kept as a tensor;
 - every 3x3 average pool in a branch (``Mixed_5b``-``Mixed_7b``) divides by the number of *valid*
   inputs, not counting the zero padding (``count_include_pad=False``);
 - the pool branch of the last block (``Mixed_7c``) is a 3x3 *max* pool, not an average pool;
