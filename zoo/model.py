@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -38,6 +38,27 @@ class Model:
     def resolution(self) -> int:
         return self.spec.graphs["G"].output_types[0].shape[-1]
 
+    def sample(self, classes: Sequence[int], per_class: int = 1, truncation: float | None = None,
+               mode: str | None = None, seed: int = 0, batch: int = 64) -> torch.Tensor:
+        """Images (len(classes) * per_class, C, H, W) in [-1, 1], one row of `per_class` per class: the
+        images `zoo sample WEIGHTS --classes ... --n per_class --truncation T --seed S` draws.
+
+        Latents come from `runtime.truncation.sample_latents(mode, truncation)` on a CPU generator seeded
+        with `seed`; `mode` defaults as in `zoo sample` (tfhub for a G that takes the truncation, else
+        resample), and such a G gets truncation 1.0 when none is given. Runs G under no_grad in eval mode
+        and leaves its training flags and buffers as they were.
+        """
+        from biggan_zoo.runtime.sampling import class_grid
+        from biggan_zoo.runtime.truncation import check_truncation
+
+        takes = takes_truncation(self.spec)
+        mode = mode or ("tfhub" if takes else "resample")
+        if takes and truncation is None:
+            truncation = 1.0
+        check_truncation(mode, truncation)
+        return class_grid(self.G, list(classes), per_class, self.z_dim, mode, truncation, seed, batch=batch,
+                          pass_truncation=takes)
+
 
 def latent_dim(spec: LoadedSpec) -> int:
     """Size of G's first vector input (the latent z)."""
@@ -62,7 +83,12 @@ def takes_truncation(spec: LoadedSpec) -> bool:
 
 def build(spec: Any, weights: Any = None, *, device: Any = None, overrides: tuple[str, ...] = (),
           seed: int | None = 0) -> Model:
-    """Compile every graph; `device="meta"` allocates nothing; `weights`: a zoo weights file (path or WeightsFile)."""
+    """Compile every graph; `device="meta"` allocates nothing; `weights`: a zoo weights file (path or WeightsFile).
+
+    With `weights` the modules are returned in eval mode, ready to sample (as `from_pretrained` does):
+    BatchNorm uses its stored statistics and spectral norm its stored vectors, and a forward pass changes
+    no buffer. Call `model.G.train()` to fine-tune. Without weights they are in training mode.
+    """
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec if isinstance(spec, Path) else str(spec),
                                                                     overrides)
     stored = None
@@ -81,4 +107,6 @@ def build(spec: Any, weights: Any = None, *, device: Any = None, overrides: tupl
         from biggan_zoo.weights import load_weights
 
         load_weights(model, stored)
+        for module in graphs.values():
+            module.eval()
     return model
