@@ -77,6 +77,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+KEEP_MARKER = "KEEP"
+"""A file of this name in a checkpoint folder keeps it from being pruned (its text says why)."""
+
+
 def _step_dirs(ckpt_root: Path) -> list[tuple[int, Path]]:
     found = []
     for entry in ckpt_root.iterdir() if ckpt_root.is_dir() else ():
@@ -117,7 +121,8 @@ def save_checkpoint(run_dir: str | Path, step: int, tensors_by_group: dict[str, 
         raise CheckpointWriteError(f"cannot write the checkpoint of step {step} in '{root}': {reason(error)}; "
                            f"{kept}") from None
     for _, old in _step_dirs(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        if not (old / KEEP_MARKER).exists():  # e.g. the best checkpoint by FID (train.eval)
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 
