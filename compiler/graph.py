@@ -13,6 +13,7 @@ import networkx as nx
 from biggan_zoo.compiler import limits
 from biggan_zoo.compiler.diagnostics import closest, did_you_mean
 from biggan_zoo.compiler.load import Document
+from biggan_zoo.compiler.reserved import why_reserved
 from biggan_zoo.compiler.ops.base import GraphSettings, Op, ShapeError
 from biggan_zoo.compiler.types import TensorType
 
@@ -64,6 +65,12 @@ def check_graph(name: str, graph: Any, doc: Document) -> CheckedGraph:
     base = ("graphs", name)
     inputs = {k: v.tensor_type() for k, v in graph.inputs.items()}
     order = {n: i for i, n in enumerate(graph.nodes)}
+    for what, names in (("input", graph.inputs), ("node", graph.nodes)):
+        for reserved_name in names:
+            why = why_reserved(reserved_name, what)
+            if why:
+                raise doc.error(base + (what + "s", reserved_name), f"{what} name {why}",
+                                hint=f"rename the {what}, e.g. '{reserved_name}_{what}'", key=True)
     for node_name in graph.nodes:
         if node_name in inputs:
             raise doc.error(base + ("nodes", node_name), f"node '{node_name}' has the name of a graph input",

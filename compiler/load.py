@@ -1,14 +1,13 @@
 """Read spec text keeping every value's file:line:col, resolve `extends:` and `--set`.
 
-YAML is read with PyYAML's safe composer: no custom tags, duplicate keys rejected, alias
-expansion bounded. JSON is checked strictly with `json` first, then read the same way for
+YAML is read from the safe parser's events (compiler/reader.py): no custom tags, duplicate keys
+rejected, depth and alias expansion bounded, no recursion. JSON is checked strictly with `json` first, then read the same way for
 positions (JSON is a subset of YAML for everything a spec holds).
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,10 @@ import yaml
 
 from biggan_zoo.compiler import catalog, limits
 from biggan_zoo.compiler.diagnostics import Location, SpecError, did_you_mean, remember_source
+from biggan_zoo.compiler.reader import KEY, compose, read_spec_text
 
 Path_ = tuple[Any, ...]
 CATALOG = catalog.BUILTIN  # the builtin catalog; compiler/catalog.py adds the user's folders
-_STANDARD_TAG = "tag:yaml.org,2002:"
-_PLAIN_TAGS = {_STANDARD_TAG + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
-KEY = "\0key"
-"""Last element of a locs path that holds the location of a mapping key rather than its value."""
 
 
 @dataclass
@@ -77,8 +73,9 @@ def resolve_name(name_or_path: str) -> Path:
 
 def read_text(text: str, file: str) -> Document:
     """Parse YAML or JSON text into a Document (no `extends` resolution)."""
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is valid at the start of YAML and JSON
     remember_source(file, text)
-    if len(text.encode("utf-8", errors="replace")) > limits.MAX_FILE_BYTES:
+    if len(text) > limits.MAX_FILE_BYTES or len(text.encode("utf-8", errors="replace")) > limits.MAX_FILE_BYTES:
         raise SpecError(f"file is larger than {limits.MAX_FILE_BYTES} bytes",
                         loc=Location(file, 1, 1), hint="a spec is a few kilobytes; is this the right file?")
     if file.endswith(".json"):
@@ -87,103 +84,45 @@ def read_text(text: str, file: str) -> Document:
         except json.JSONDecodeError as e:
             raise SpecError(f"invalid JSON: {e.msg}", loc=Location(file, e.lineno, e.colno),
                             hint="check commas, quotes and brackets near here") from None
+        except (RecursionError, ValueError):  # deep nesting or a huge number: located by the reader below
+            pass
+        # JSON allows tabs between tokens, YAML does not; a tab inside a JSON string is an error above,
+        # so every tab left is whitespace and a space keeps every column.
+        text = text.replace("\t", " ")
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data, locs = compose(text, file)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
         raise SpecError(f"invalid YAML: {e.problem or e.context}", loc=loc,
                         hint="check indentation, colons and quotes near here") from None
-    except yaml.YAMLError as e:  # pragma: no cover - reader errors without marks
-        raise SpecError(f"invalid YAML: {e}", loc=Location(file, 1, 1)) from None
-    doc = Document(None, {(): Location(file, 1, 1)}, file)
-    if root is None:
-        doc.data = {}
-        return doc
-    counter = [0]
-    doc.data = _convert(root, (), doc, counter, depth=0)
+    except yaml.YAMLError as e:  # reader errors (a control character) carry a position, not a mark
+        position = getattr(e, "position", None)
+        loc = Location(file, 1, 1)
+        if isinstance(position, int):
+            line = text.count("\n", 0, position) + 1
+            loc = Location(file, line, position - (text.rfind("\n", 0, position) + 1) + 1)
+        reason = getattr(e, "reason", None) or str(e).splitlines()[0]
+        raise SpecError(f"invalid YAML: {reason}", loc=loc,
+                        hint="a spec holds printable text; remove the character") from None
+    doc = Document({} if data is None else data, {(): Location(file, 1, 1), **locs}, file)
     return doc
 
 
 def read_file(path: Path) -> Document:
-    """Read one spec file, with clear errors for a missing or unreadable file."""
-    try:
-        size = path.stat().st_size
-    except OSError:
-        raise SpecError(f"cannot read '{path}': no such file",
-                        hint="check the path, or give a catalog name (see `zoo list`)") from None
-    if size > limits.MAX_FILE_BYTES:
-        raise SpecError(f"'{path}' is {size} bytes, more than the {limits.MAX_FILE_BYTES} allowed",
-                        loc=Location(str(path), 1, 1), hint="a spec is a few kilobytes; is this the right file?")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpecError(f"'{path}' is not UTF-8 text", loc=Location(str(path), 1, 1),
-                        hint="a spec is a YAML or JSON text file") from None
-    except OSError as e:
-        raise SpecError(f"cannot read '{path}': {e.strerror}") from None
-    return read_text(text, str(path))
-
-
-def _node_loc(node: yaml.Node, file: str) -> Location:
-    start, end = node.start_mark, node.end_mark
-    width = end.column - start.column if end.line == start.line else 1
-    return Location(file, start.line + 1, start.column + 1, max(1, width))
-
-
-def _convert(node: yaml.Node, path: Path_, doc: Document, counter: list[int], depth: int) -> Any:
-    counter[0] += 1
-    loc = _node_loc(node, doc.file)
-    if counter[0] > limits.MAX_VALUES:
-        raise SpecError(f"more than {limits.MAX_VALUES} values after expanding aliases", loc=loc,
-                        hint="YAML aliases (*name) are expanded; nested aliases grow exponentially")
-    if depth > limits.MAX_DEPTH:
-        raise SpecError(f"nesting deeper than {limits.MAX_DEPTH} levels", loc=loc, path=dotted(path))
-    if node.tag not in _PLAIN_TAGS:
-        tag = node.tag.replace(_STANDARD_TAG, "!!")
-        raise SpecError(f"YAML tag '{tag}' is not allowed", loc=loc, path=dotted(path),
-                        hint="specs are plain data (strings, numbers, booleans, lists, maps): "
-                        "remove the tag, or quote the value")
-    doc.locs.setdefault(path, loc)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        seen: dict[str, Location] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == _STANDARD_TAG + "merge":
-                raise SpecError("YAML merge keys (<<) are not supported", loc=_node_loc(key_node, doc.file),
-                                hint="use `extends:` to reuse another spec")
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise SpecError("a key must be a plain name", loc=_node_loc(key_node, doc.file), path=dotted(path))
-            key = str(key_node.value)
-            key_loc = _node_loc(key_node, doc.file)
-            if key in seen:
-                raise SpecError(f"duplicate key '{key}'", loc=key_loc, path=dotted(path),
-                                hint=f"first defined at {seen[key]}; remove one of them")
-            seen[key] = key_loc
-            doc.locs[path + (key, KEY)] = key_loc
-            out[key] = _convert(value_node, path + (key,), doc, counter, depth + 1)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for i, item in enumerate(node.value):
-            items.append(_convert(item, path + (i,), doc, counter, depth + 1))
-            doc.locs[path + (i,)] = _node_loc(item, doc.file)
-        return items
-    value = yaml.constructor.SafeConstructor().construct_object(node)
-    # PyYAML follows YAML 1.1, where a float needs a dot: plain `1e-4` (and JSON's `1e-08`) would
-    # stay a string. Read them as YAML 1.2 and JSON do.
-    if isinstance(value, str) and node.style is None and _EXPONENT_FLOAT.match(value):
-        return float(value)
-    return value
-
-
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+    """Read one regular spec file (not a device, FIFO or folder) within the size limit."""
+    return read_text(read_spec_text(path), str(path))
 
 
 # --- extends, merge, --set ----------------------------------------------------------------
 
-def load_document(source: str | Path, _chain: tuple[Path, ...] = (), _at: Location | None = None) -> Document:
-    """Read a spec and resolve its `extends:` chain (maps merge, lists replace, null deletes)."""
+def load_document(source: str | Path, _chain: tuple[Path, ...] = (), _at: Location | None = None,
+                  _roots: tuple[Path, ...] = ()) -> Document:
+    """Read a spec and resolve its `extends:` chain (maps merge, lists replace, null deletes).
+
+    A base is found next to the spec that names it, or in the catalog; it must lie inside the first
+    spec's folder tree or a catalog folder, so a spec cannot make zoo read (and quote) other files.
+    """
     path = source if isinstance(source, Path) else resolve_name(source)
     real = path.resolve()
     if real in _chain:
@@ -192,6 +131,7 @@ def load_document(source: str | Path, _chain: tuple[Path, ...] = (), _at: Locati
                         hint="a spec cannot extend itself, directly or not")
     if len(_chain) >= limits.MAX_EXTENDS_DEPTH:
         raise SpecError(f"`extends` chain longer than {limits.MAX_EXTENDS_DEPTH}", loc=_at, path="extends")
+    roots = _roots or (real.parent,)
     doc = read_file(path)
     if not isinstance(doc.data, dict):
         raise SpecError("a spec must be a mapping at the top level", loc=doc.loc(()),
@@ -199,17 +139,45 @@ def load_document(source: str | Path, _chain: tuple[Path, ...] = (), _at: Locati
     base_ref = doc.data.pop("extends", None)
     if base_ref is None:
         return doc
-    if not isinstance(base_ref, str):
+    if not isinstance(base_ref, str) or not base_ref.strip() or "\0" in base_ref:
         raise doc.error(("extends",), "`extends` must be a file name", hint="e.g. extends: biggan128.yaml")
-    base_path = Path(os.path.normpath(path.parent / base_ref))
-    if not base_path.is_file():
-        try:
-            base_path = resolve_name(base_ref)
-        except SpecError as e:
-            raise doc.error(("extends",), f"cannot find '{base_ref}' (relative to {path.parent})",
-                            hint=e.hint) from None
-    base = load_document(base_path, (*_chain, real), doc.loc(("extends",)))
+    base_path = _base_path(doc, path, base_ref, roots)
+    base = load_document(base_path, (*_chain, real), doc.loc(("extends",)), roots)
     return merge(base, doc)
+
+
+def _base_path(doc: Document, path: Path, base_ref: str, roots: tuple[Path, ...]) -> Path:
+    """The file `extends: base_ref` names, refused (located, never read) when it lies outside `roots`."""
+    if os.path.isabs(base_ref) or base_ref.startswith("~"):
+        raise doc.error(("extends",), f"`extends` names an absolute path '{base_ref[:80]}'",
+                        hint="name a spec in this spec's folder (a relative path) or in the catalog")
+    candidate = Path(os.path.normpath(path.parent / base_ref))
+    if candidate.suffix not in catalog.SUFFIXES:
+        raise doc.error(("extends",), f"`extends` must name a spec file (*.yaml, *.yml, *.json), got "
+                        f"'{base_ref[:80]}'", hint="e.g. extends: biggan128.yaml")
+    try:
+        exists = candidate.exists() or candidate.is_symlink()
+    except OSError:
+        exists = False
+    if not exists:
+        try:
+            found = catalog.find(base_ref)
+        except SpecError:
+            found = None
+        if found is None:
+            hint = did_you_mean(Path(base_ref).stem, catalog.names()) if catalog.is_plain_name(base_ref) else ""
+            raise doc.error(("extends",), f"cannot find '{base_ref[:80]}' (relative to {path.parent})",
+                            hint=(hint + "; " if hint else "") + "run `zoo list` to see the catalog")
+        candidate = found
+    allowed = (*roots, *(f.path.resolve() for f in catalog.folders()))
+    try:
+        target = candidate.resolve(strict=False)
+    except (OSError, RuntimeError):  # a loop of symbolic links
+        raise doc.error(("extends",), f"`extends` names '{base_ref[:80]}', a loop of symbolic links") from None
+    if not any(target == root or target.is_relative_to(root) for root in allowed):
+        raise doc.error(("extends",), f"`extends` names '{base_ref[:80]}', which is outside this spec's folder "
+                        "and the catalog", hint="copy the base spec next to this one, or into a catalog folder")
+    return candidate
 
 
 def merge(base: Document, child: Document) -> Document:

@@ -5,10 +5,12 @@ a string with text around expressions becomes a string. `vars` may refer to othe
 """
 from __future__ import annotations
 
+import graphlib
 from typing import Any
 
+from biggan_zoo.compiler import limits
 from biggan_zoo.compiler.diagnostics import Location, SpecError, read_line
-from biggan_zoo.compiler.expr import PATTERN, ExprError, evaluate
+from biggan_zoo.compiler.expr import PATTERN, Budget, ExprError, evaluate, names_in
 from biggan_zoo.compiler.load import Document, Path_, dotted
 
 
@@ -19,60 +21,57 @@ def resolve(doc: Document) -> Document:
     if not isinstance(raw_vars, dict):
         raise doc.error(("vars",), "`vars` must be a mapping of names to values",
                         hint="e.g. vars: {ch: 96, n_classes: 1000}")
-    values = _VarResolver(doc, raw_vars).all()
-    out = {k: (values if k == "vars" else _substitute(v, (k,), doc, values)) for k, v in data.items()}
+    budget = Budget()
+    values = _resolve_vars(doc, raw_vars, budget)
+    out = {k: (values if k == "vars" else _substitute(v, (k,), doc, values, budget)) for k, v in data.items()}
     return Document(out, doc.locs, doc.file)
 
 
-class _VarResolver:
-    """Evaluates vars on demand so their order does not matter; reports reference cycles."""
-
-    def __init__(self, doc: Document, raw: dict[str, Any]) -> None:
-        self.doc, self.raw = doc, raw
-        self.done: dict[str, Any] = {}
-        self.active: list[str] = []
-
-    def all(self) -> dict[str, Any]:
-        for name in self.raw:
-            self.get(name)
-        return self.done
-
-    def get(self, name: str) -> Any:
-        if name in self.done:
-            return self.done[name]
-        if name in self.active:
-            cycle = " -> ".join([*self.active[self.active.index(name):], name])
-            raise self.doc.error(("vars", name), f"vars refer to each other in a cycle: {cycle}",
-                                 hint="give one of them a plain value")
-        self.active.append(name)
-        value = _substitute(self.raw[name], ("vars", name), self.doc, _Lazy(self))
-        self.active.pop()
-        self.done[name] = value
-        return value
-
-
-class _Lazy(dict):
-    """A mapping view over vars that resolves each name when an expression reads it."""
-
-    def __init__(self, resolver: _VarResolver) -> None:
-        super().__init__()
-        self.resolver = resolver
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.resolver.raw
-
-    def __getitem__(self, key: str) -> Any:
-        return self.resolver.get(key)
-
-    def __iter__(self):
-        return iter(self.resolver.raw)
+def _resolve_vars(doc: Document, raw: dict[str, Any], budget: Budget) -> dict[str, Any]:
+    """Evaluate vars in dependency order (no recursion, so no chain can exhaust the stack)."""
+    deps: dict[str, set[str]] = {name: set() for name in raw}
+    for name, value in raw.items():
+        for text in _expressions(value):
+            deps[name] |= names_in(text) & raw.keys()
+    try:
+        order = list(graphlib.TopologicalSorter(deps).static_order())
+    except graphlib.CycleError as e:
+        cycle = list(reversed(e.args[1]))
+        first = min(cycle[:-1], key=list(raw).index)
+        start = cycle.index(first)
+        cycle = cycle[start:-1] + cycle[:start] + [first]
+        raise doc.error(("vars", first), f"vars refer to each other in a cycle: {' -> '.join(cycle)}",
+                        hint="give one of them a plain value") from None
+    chain: dict[str, int] = {}
+    values: dict[str, Any] = {}
+    for name in order:
+        chain[name] = 1 + max((chain[d] for d in deps[name]), default=0)
+        if chain[name] > limits.MAX_VARS_CHAIN:
+            raise doc.error(("vars", name), f"a chain of more than {limits.MAX_VARS_CHAIN} vars that refer to "
+                            "each other", hint="give some of them plain values")
+        values[name] = _substitute(raw[name], ("vars", name), doc, values, budget)
+    return {name: values[name] for name in raw}
 
 
-def _substitute(value: Any, path: Path_, doc: Document, names: dict[str, Any]) -> Any:
+def _expressions(value: Any) -> list[str]:
+    """The text of every `${...}` in a raw value (iteratively: values may nest)."""
+    out, stack = [], [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, str) and "${" in v:
+            out += [m.group(1) for m in PATTERN.finditer(v)]
+    return out
+
+
+def _substitute(value: Any, path: Path_, doc: Document, names: dict[str, Any], budget: Budget) -> Any:
     if isinstance(value, dict):
-        return {k: _substitute(v, path + (k,), doc, names) for k, v in value.items()}
+        return {k: _substitute(v, path + (k,), doc, names, budget) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute(v, path + (i,), doc, names) for i, v in enumerate(value)]
+        return [_substitute(v, path + (i,), doc, names, budget) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
     matches = list(PATTERN.finditer(value))
@@ -82,14 +81,19 @@ def _substitute(value: Any, path: Path_, doc: Document, names: dict[str, Any]) -
     results = []
     for m in matches:
         try:
-            results.append(evaluate(m.group(1), names))
+            results.append(evaluate(m.group(1), names, budget))
         except ExprError as e:
             raise _located(doc, path, value, m.start(1) + e.offset, e.message, e.hint) from None
     if len(matches) == 1 and matches[0].group(0) == value.strip():
         return results[0]
-    pieces, last = [], 0
+    pieces, last, size = [], 0, 0
     for m, r in zip(matches, results):
-        pieces += [value[last:m.start()], str(r)]
+        text = str(r) if isinstance(r, str) or len(str(r)) <= limits.MAX_STRING_CHARS else None
+        size += (len(text) if text is not None else limits.MAX_STRING_CHARS + 1) + m.start() - last
+        if size > limits.MAX_STRING_CHARS:
+            raise _located(doc, path, value, m.start(1), f"the text made here is longer than "
+                           f"{limits.MAX_STRING_CHARS} characters", "interpolate numbers and short strings")
+        pieces += [value[last:m.start()], text]
         last = m.end()
     return "".join(pieces + [value[last:]])
 

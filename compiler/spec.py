@@ -5,6 +5,7 @@ Validation errors are mapped back to the file:line:col that set the offending va
 from __future__ import annotations
 
 import functools
+import math
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -100,6 +101,7 @@ def spec_models() -> tuple[type[BaseModel], type[BaseModel]]:
 def validate(doc: Document) -> BaseModel:
     """Validate a resolved Document into a Spec, or raise the first error, located."""
     Spec, _ = spec_models()
+    _refuse_non_finite(doc)
     try:
         spec = Spec.model_validate(doc.data)
     except ValidationError as e:
@@ -110,6 +112,20 @@ def validate(doc: Document) -> BaseModel:
         raise doc.error(("graphs",), f"graph {' and '.join(missing)} missing: a spec defines at least G and D",
                         hint="add `graphs: {G: ..., D: ...}`; other graphs are allowed beside them", key=True)
     return spec
+
+
+def _refuse_non_finite(doc: Document) -> None:
+    """No value of a spec is infinite or NaN (`.inf` in YAML, `1e999`): widths, eps, lr, betas..."""
+    stack: list[tuple[Path_, Any]] = [((), doc.data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise doc.error(path, f"{value} is not a finite number",
+                            hint="every number in a spec is finite; write the value itself (e.g. 1.0e-4)")
+        if isinstance(value, dict):
+            stack.extend((path + (k,), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((path + (i,), v) for i, v in reversed(list(enumerate(value))))
 
 
 def _data_path(data: Any, loc: tuple) -> Path_:
