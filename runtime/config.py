@@ -54,6 +54,19 @@ class EmaConfig(_Strict):
     )
 
 
+class EvalConfig(_Strict):
+    """Scores of the EMA G during training (see `zoo eval`); the best checkpoint by FID is kept."""
+
+    every: int = Field(..., ge=1, description="Steps between evaluations (each also writes a checkpoint).")
+    ref: str = Field(..., min_length=1, description="Reference statistics from `zoo stats` (an .npz path).")
+    n: int = Field(10_000, ge=2, le=10_000_000,
+                   description="Samples per evaluation (published FIDs use 50000; fewer are biased high).")
+    batch: int = Field(64, ge=1, le=1024, description="Samples per generator and Inception forward pass.")
+    truncation: float | None = Field(None, gt=0, description="Truncation value (mode resample; tfhub for a G "
+                                     "that takes the truncation); null: none.")
+    inception: str | None = Field(None, description="Inception weights file (default: as `zoo eval` finds it).")
+
+
 class TrainConfig(_Strict):
     """How to train a G/D pair: the BigGAN recipe with its knobs."""
 
@@ -91,6 +104,7 @@ class TrainConfig(_Strict):
     data: str | None = Field(
         None, description="Dataset: a folder with one sub-folder per class, or 'builtin:shapes'."
     )
+    eval: EvalConfig | None = Field(None, description="FID/IS/KID during training; null: none.")
     citation: str | None = Field(None, description="Where this recipe comes from (paper, table, script).")
     notes: str | None = Field(None, description="Free text about the recipe.")
 

@@ -72,8 +72,11 @@ class Trainer:
     def __init__(self, G: nn.Module, D: nn.Module, cfg: TrainConfig, *, z_dim: int, n_classes: int, dataset: Dataset,
                  run_dir: str | Path, spec: dict[str, Any], device: str | torch.device = "cpu",
                  sample_fn: SampleFn | None = None, dist: Any = None, num_workers: int = 0,
-                 progress_bar: bool = True, truncation: float | None = None) -> None:
+                 progress_bar: bool = True, truncation: float | None = None, evaluation: Any = None) -> None:
         """Models may be DDP-wrapped; optimisers, EMA and checkpoints use the wrapped ``.module``.
+
+        ``evaluation``: a ``runtime.eval.during_training.TrainingEval`` (scores of the EMA G every N steps,
+        logged to the metrics; the best checkpoint by FID is kept), or None.
 
         ``truncation``: for a G called as ``G(z, y, truncation)`` (the TF-Hub ports, whose BatchNorms
         pick stored statistics by it), the value passed in training and in sample grids; None: ``G(z, y)``.
@@ -84,6 +87,7 @@ class Trainer:
         self.z_dim, self.n_classes, self.dataset = z_dim, n_classes, dataset
         self.run_dir, self.spec, self.device = Path(run_dir), spec, torch.device(device)
         self.sample_fn, self.dist = sample_fn, dist or SingleProcess()
+        self.evaluation = evaluation
         self.num_workers, self.progress_bar = num_workers, progress_bar
         try:
             self.micro = {net: micro_batch_size(cfg, net, self.dist.world_size) for net in ("G", "D")}
@@ -284,6 +288,28 @@ class Trainer:
             (self.run_dir / "samples").mkdir(exist_ok=True)
             save_grid(images, self.run_dir / "samples" / f"step_{self.step:08d}.png", nrow=8)
 
+    # -- scores during training ----------------------------------------------------------------------
+    def _evaluate(self, log: RunLog) -> None:
+        """Checkpoint this step (every rank takes part), score the EMA G on the main process, keep the best.
+
+        The other processes wait at a barrier meanwhile: an evaluation must end within --dist-timeout.
+        """
+        from biggan_zoo.runtime.sampling import preserved_training_flags
+
+        if self._saved_step != self.step:
+            with self._peers_alive():
+                self._save()
+        if self.dist.is_main:
+            model = self.ema.module if self.ema is not None else self.G_raw
+            with preserved_training_flags(model), self._storage_error_says_where():
+                record = self.evaluation.run(model, self.step)
+                log.record(record)
+                if self.evaluation.keep_if_best(record, self._last_saved):
+                    log.message(f"step {self.step}: FID {record['fid']:.3f}, the best so far: kept "
+                                f"'{self._last_saved}' (best.json)")
+        with self._peers_alive():
+            self.dist.barrier()
+
     # -- the loop ------------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._signal is not None:
@@ -470,6 +496,8 @@ class Trainer:
                 if self.step % self.cfg.checkpoint_every == 0:
                     with self._peers_alive():  # the barrier after saving
                         self._save()
+                if self.evaluation is not None and self.evaluation.due(self.step):
+                    self._evaluate(log)
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)

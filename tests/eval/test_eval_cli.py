@@ -155,3 +155,37 @@ def test_with_the_real_inception(run_dir, tmp_path, capsys) -> None:
     assert record["protocol"]["extractor"] == "tf-inception-2015-12-05" and len(record["protocol"]["sha256"]) == 64
     assert record["results"][0]["fid"] > 0 and "is" not in record["results"][0]  # fid-helper's file has no head
     assert "no IS" in capsys.readouterr().out
+
+
+def test_train_eval_logs_scores_and_keeps_the_best_checkpoint(stand_in, monkeypatch, tmp_path) -> None:
+    from biggan_zoo.runtime.eval import evaluate
+    from biggan_zoo.runtime.eval.metrics import Scores
+
+    ref = tmp_path / "ref.npz"
+    assert main(["stats", "builtin:shapes", "--resolution", "16", "--out", str(ref), "--max-images", "100",
+                 "--no-bar"]) == 0
+    fids = iter([5.0, 3.0, 4.0, 6.0])  # the best is the second evaluation (step 4)
+    monkeypatch.setattr(evaluate, "scores_against", lambda *a, **k: Scores(fid=next(fids), n=20))
+    out = tmp_path / "run"
+    flags = [*SETS, "--set", "train.checkpoint_every=1", "--set", "train.keep_checkpoints=1",
+             "--set", f"train.eval={{every: 2, n: 20, ref: '{ref}'}}"]
+    assert main(["train", TINY, *flags, "--out", str(out), "--steps", "8", "--no-bar"]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["fid"] for r in records if "fid" in r] == [5.0, 3.0, 4.0, 6.0]
+    best = json.loads((out / "best.json").read_text())
+    assert best["step"] == 4 and best["fid"] == 3.0 and best["checkpoint"] == "checkpoints/step_00000004"
+    kept = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert kept == ["step_00000004", "step_00000008"], "the best survives pruning beside the newest"
+    assert (out / "checkpoints" / "step_00000004" / "KEEP").is_file()
+    assert main(["sample", str(out), "--weights", str(out / best["checkpoint"]), "--out", str(tmp_path / "b.png")]) == 0
+
+
+def test_train_eval_with_a_reference_for_another_resolution_fails_before_training(stand_in, tmp_path, capsys) -> None:
+    ref = tmp_path / "ref32.npz"
+    assert main(["stats", "builtin:shapes", "--resolution", "32", "--out", str(ref), "--max-images", "20",
+                 "--no-bar"]) == 0
+    out = tmp_path / "run"
+    capsys.readouterr()
+    assert main(["train", TINY, *SETS, "--set", f"train.eval={{every: 2, n: 20, ref: '{ref}'}}", "--out", str(out),
+                 "--steps", "2", "--no-bar"]) == 1
+    assert "input_resolution" in capsys.readouterr().err and not (out / "checkpoints").exists()

@@ -159,10 +159,16 @@ def _train(args: argparse.Namespace) -> int:
             distributed.check_identical({"G": model.G, "D": model.D}, group)
         G, D = distributed.wrap(model.G, group), distributed.wrap(model.D, group)
         workers = args.workers if args.workers is not None else (2 if group.device.type == "cuda" else 0)
+        evaluation = None
+        if cfg.eval is not None:
+            from biggan_zoo.training_eval import training_eval
+
+            with _reported_by(group.is_main):
+                evaluation = training_eval(cfg.eval, model, run_dir, group.device, group.is_main, cfg.seed)
         trainer = Trainer(G, D, cfg, z_dim=model.z_dim, n_classes=model.n_classes, dataset=dataset,
                           run_dir=run_dir, spec=spec.data, device=group.device, dist=group,
                           num_workers=workers, progress_bar=not args.no_bar and sys.stderr.isatty(),
-                          truncation=1.0 if takes_truncation(spec) else None)
+                          truncation=1.0 if takes_truncation(spec) else None, evaluation=evaluation)
         summary = trainer.fit(args.steps, resume=resume)
         if group.is_main:
             print(f"step {summary['step']}: checkpoint {summary['checkpoint']}; samples in {run_dir / 'samples'}")
