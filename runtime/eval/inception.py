@@ -354,8 +354,9 @@ def match_layout(tensors: dict[str, Tensor]) -> tuple[dict[str, Tensor], str, bo
         ours = to_ours[name]
         if ours in counters:
             continue
-        if tuple(value.shape) != tuple(reference[ours].shape):
-            raise LayoutError(f"tensor {name!r} has shape {tuple(value.shape)}, expected {tuple(reference[ours].shape)}")
+        expected = tuple(reference[ours].shape)
+        if tuple(value.shape) != expected:
+            raise LayoutError(f"tensor {name!r} has shape {tuple(value.shape)}, expected {expected}")
         if not value.is_floating_point():
             raise LayoutError(f"tensor {name!r} holds {value.dtype}, not floating-point numbers")
         if not bool(torch.isfinite(value).all()):

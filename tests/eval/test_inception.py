@@ -20,7 +20,7 @@ from biggan_zoo.runtime import UserError
 from biggan_zoo.runtime.eval import weights as weights_module
 from biggan_zoo.runtime.eval.extractor import (RESIZE_METHOD, Extractor, _quantise_like_png, load_extractor,
                                                preprocess, resize_like_tf, to_uint8_like_png)
-from biggan_zoo.runtime.eval.inception import FIDInceptionV3, match_layout, nvidia_name_map
+from biggan_zoo.runtime.eval.inception import FIDInceptionV3, LayoutError, match_layout, nvidia_name_map
 from biggan_zoo.runtime.eval.weights import (HUB_FILE_NAMES, NVIDIA_URL, PYTORCH_FID_URL, download_inception,
                                              fid_helper_copy, file_sha256, find_inception_weights,
                                              hub_checkpoints_dir, read_inception_weights)
@@ -244,19 +244,20 @@ def test_layout_mismatches_are_named(full_state: dict[str, torch.Tensor]) -> Non
         "missing": ({k: v for k, v in full_state.items() if k != "Mixed_6b.branch7x7_2.conv.weight"},
                     "Mixed_6b.branch7x7_2.conv.weight"),
         "unexpected": ({**full_state, "AuxLogits.fc.weight": torch.zeros(1)}, "AuxLogits.fc.weight"),
-        "shape": ({**full_state, "Mixed_7c.branch_pool.conv.weight": torch.zeros(192, 2048, 3, 3)}, "(192, 2048, 1, 1)"),
+        "shape": ({**full_state, "Mixed_7c.branch_pool.conv.weight": torch.zeros(192, 2048, 3, 3)},
+                  "(192, 2048, 1, 1)"),
         "half a head": ({k: v for k, v in full_state.items() if k != "fc.bias"}, "fc.bias"),
         "nan": ({**full_state, "fc.bias": torch.full((1008,), float("nan"))}, "NaN"),
         "integers": ({**full_state, "fc.bias": torch.zeros(1008, dtype=torch.long)}, "floating-point"),
         "foreign": ({"encoder.weight": torch.zeros(3)}, "none of its tensors"),
     }
     for case, (tensors, expected) in cases.items():
-        with pytest.raises(ValueError) as error:
+        with pytest.raises(LayoutError) as error:
             match_layout(tensors)
         assert expected in str(error.value), case
     nvidia = {theirs: torch.zeros(full_state[ours].shape) for ours, theirs in nvidia_name_map(False).items()}
     del nvidia["layers.mixed_9.tower_1_conv.var"]
-    with pytest.raises(ValueError, match="layers.mixed_9.tower_1_conv.var"):
+    with pytest.raises(LayoutError, match="layers.mixed_9.tower_1_conv.var"):
         match_layout({f"net.{name}": value for name, value in nvidia.items()})
 
 
