@@ -69,7 +69,7 @@ def test_export_then_build_with_weights(run_dir, tmp_path):
     (["--sweep", "1:0.5:0.1"], 2, "below start"),
     (["--out", "/no/such/folder/grid.png"], 1, "does not exist"),
     (["--device", "tpu"], 2, "--device tpu: torch cannot use it here; this machine has cpu"),
-    (["--standing-stats", "-2"], 2, "--standing-stats: n_samples and batch must be >= 1"),
+    (["--standing-stats", "-2"], 2, "--standing-stats must be in [0, 100000] latents, got -2"),
 ])
 def test_sample_errors(run_dir, args, code, message, capsys):
     assert main(["sample", str(run_dir), *args]) == code

@@ -17,8 +17,13 @@ def load_run_spec(run_dir: Path, overrides: tuple[str, ...] = ()) -> LoadedSpec:
     if not (run_dir / "spec.json").is_file():
         raise GeneratorSourceError(f"'{run_dir}' is a folder without spec.json: give a spec file or a run "
                                    "folder written by `zoo train`")
-    spec = load_spec(run_dir / "spec.json", overrides)
-    spec.name = run_dir.name  # spec.json's stem says nothing; the run folder names the model
+    from biggan_zoo.compiler.resolved import load_resolved_file
+    from biggan_zoo.weights import check_model_fits
+
+    # spec.json is resolved data: its `extends` is never followed nor its `${...}` evaluated again.
+    # spec.json's stem says nothing; the run folder names the model.
+    spec = load_resolved_file(run_dir / "spec.json", run_dir.name, overrides)
+    check_model_fits(spec, run_dir)
     return spec
 
 
@@ -29,9 +34,21 @@ def load_for_sampling(target: str, weights: str | None, ema: bool, overrides: tu
     `target` is a spec (path or catalog name), a run folder (it holds spec.json) or a zoo weights file
     (it holds its spec); `weights` is a zoo weights file, a checkpoint folder (checkpoints/step_N) or,
     for a run folder, defaults to its latest checkpoint. With `ema`, a checkpoint's EMA generator is
-    used when it has one.
+    used when it has one. A hub folder (`zoo export --hub`) or `hf://ORG/NAME[@REV]` holds its weights.
     """
+    from biggan_zoo import hub
     from biggan_zoo.runtime.checkpoint import latest_checkpoint
+
+    if hub.is_reference(target) or hub.is_folder(target):
+        import warnings
+
+        if weights is not None:
+            raise GeneratorSourceError(f"'{target}' holds its own weights; --weights {weights} is a second source")
+        with warnings.catch_warnings():  # a hub model without D (a released G) is all that sampling needs
+            warnings.filterwarnings("ignore", message=".* holds no D weights")
+            model = build(target, overrides=overrides)
+        model.G.to(device).eval()
+        return model, f"G of {'hub model' if hub.is_reference(target) else 'hub folder'} {target}"
 
     if Path(target).suffix == ".safetensors" and Path(target).is_file():
         import warnings
@@ -47,7 +64,14 @@ def load_for_sampling(target: str, weights: str | None, ema: bool, overrides: tu
         model.G.to(device).eval()
         return model, f"G of weights file {target}"
     run_dir = Path(target) if Path(target).is_dir() else None
-    model = build(load_run_spec(run_dir, overrides) if run_dir else target, overrides=overrides)
+    if run_dir is not None:
+        spec = load_run_spec(run_dir, overrides)
+    else:
+        from biggan_zoo.weights import check_model_fits
+
+        spec = load_spec(target, overrides)
+        check_model_fits(spec)  # sized on the meta device: a model too large is refused, never allocated
+    model = build(spec)
     if weights is None and run_dir is not None:
         latest = latest_checkpoint(run_dir)
         if latest is None:

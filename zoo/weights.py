@@ -7,9 +7,8 @@ refuses weights made for a spec whose graphs differ, naming the differences.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
+import re
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import torch
 
 from biggan_zoo.compiler.api import LoadedSpec, compile_graph, spec_hash
+from biggan_zoo.compiler.limits import MAX_FILE_BYTES
 from biggan_zoo.runtime import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,7 +43,22 @@ def state_problems(expected: Mapping[str, Any], given: Mapping[str, Any], what: 
     for key, ref in expected.items():
         if key in given and tuple(given[key].shape) != tuple(ref.shape):
             problems.append(f"{what}: {key} has shape {list(given[key].shape)}, expected {list(ref.shape)}")
+        elif key in given and _kind(given[key]) != _kind(ref):
+            problems.append(f"{what}: {key} holds {_kind(given[key])} numbers ({given[key].dtype}), expected "
+                            f"{_kind(ref)} ({ref.dtype})")
     return problems
+
+
+def _kind(tensor: Any) -> str:
+    """'floating', 'integer', 'bool' or 'complex': what a tensor may be converted to without losing sense."""
+    dtype = getattr(tensor, "dtype", None)
+    if not isinstance(dtype, torch.dtype):
+        return "any"
+    if dtype == torch.bool:
+        return "bool"
+    if dtype.is_complex:
+        return "complex"
+    return "floating" if dtype.is_floating_point else "integer"
 
 
 def expected_state(spec: LoadedSpec, graph: str) -> dict[str, torch.Tensor]:
@@ -125,66 +140,118 @@ def save_weights(model_or_state: "Model | StateDicts", spec: LoadedSpec | None, 
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """`write` a temporary file next to `path`, then rename it into place; WeightsError if it cannot.
+    """`write` a temporary file next to `path`, fsync it, then rename it into place; WeightsError if it cannot.
 
-    A failed write never leaves a truncated file behind, nor replaces a good one.
+    A failed write never leaves a truncated file behind, nor replaces a good one; the file gets the
+    usual permissions (0644 under umask 022) whatever the writer created it with.
     """
-    from safetensors import SafetensorError
+    from biggan_zoo.runtime.files import write_atomically as write_file
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.open("wb").close()  # Python's OSError says why a path cannot be written; safetensors' does not
-        write(tmp)
-        os.replace(tmp, path)
-    except (OSError, SafetensorError) as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise WeightsError(f"cannot write '{path}': {getattr(e, 'strerror', None) or e}; nothing written") from None
+    write_file(Path(path), write, error=WeightsError)
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+_GRAPH_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class WeightsFile:
-    """A zoo weights file read into memory: tensors per graph, the stored spec and metadata."""
+    """A zoo weights file read into memory: tensors per graph, the stored spec and metadata.
+
+    The file is untrusted: its size is checked against the memory available before anything is read,
+    its metadata must be what `save_weights` writes (format, version, graphs, the spec as JSON), and
+    nothing in it ever becomes a path.
+    """
 
     def __init__(self, path: str | Path) -> None:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file, safe_open
+        from biggan_zoo.runtime.resources import check_fits
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise WeightsError(f"{self.path}: no such weights file")
-        try:
-            with safe_open(str(self.path), framework="pt") as handle:
-                self.metadata: dict[str, str] = dict(handle.metadata() or {})
-            flat = load_file(str(self.path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise WeightsError(f"{self.path}: not a safetensors file ({e}); foreign checkpoints are "
-                               "turned into zoo weights with `zoo convert`") from None
+            what = "is not a regular file" if self.path.exists() else "no such weights file"
+            raise WeightsError(f"{self.path}: {what}")
+        size = self.path.stat().st_size
+        check_fits(size, f"weights file {self.path}", "load it on a machine with more memory", share=0.9)
+        self.metadata, flat = read_safetensors(self.path)
         if self.metadata.get("format") != FORMAT:
             raise WeightsError(f"{self.path}: a safetensors file without zoo metadata; convert foreign "
                                "checkpoints with `zoo convert SRC --from FORMAT --spec SPEC --out FILE`")
-        self.spec: dict[str, Any] = json.loads(self.metadata["spec"])
-        self.graphs: dict[str, dict[str, torch.Tensor]] = {g: {} for g in json.loads(self.metadata["graphs"])}
+        if self.metadata.get("version") != VERSION:
+            raise WeightsError(f"{self.path}: zoo weights version {self.metadata.get('version', '?')[:20]!r}; "
+                               f"this zoo reads version {VERSION}")
+        self.spec: dict[str, Any] = self._json_field("spec", dict)
+        graphs = self._json_field("graphs", list)
+        if not graphs or not all(isinstance(g, str) and _GRAPH_NAME.match(g) for g in graphs) or len(graphs) > 16:
+            raise WeightsError(f"{self.path}: metadata field 'graphs' must list graph names (e.g. [\"G\", \"D\"])")
+        stored_hash = self.metadata.get("spec_hash")
+        if stored_hash is not None and stored_hash != spec_hash(self.spec):
+            raise WeightsError(f"{self.path}: the embedded spec does not match its sha256 (spec_hash): the file "
+                               "was altered or damaged")
+        self.graphs: dict[str, dict[str, torch.Tensor]] = {g: {} for g in graphs}
         for key, value in flat.items():
             graph, _, name = key.partition(".")
             self.graphs.setdefault(graph, {})[name] = value
 
+    def _json_field(self, key: str, kind: type) -> Any:
+        text = self.metadata.get(key)
+        if not isinstance(text, str):
+            raise WeightsError(f"{self.path}: metadata field {key!r} is missing")
+        if len(text) > MAX_FILE_BYTES:
+            raise WeightsError(f"{self.path}: metadata field {key!r} is larger than {MAX_FILE_BYTES} bytes")
+        try:
+            value = json.loads(text)
+        except RecursionError:
+            raise WeightsError(f"{self.path}: metadata field {key!r} is nested too deeply") from None
+        except ValueError as e:
+            raise WeightsError(f"{self.path}: metadata field {key!r} is not JSON ({str(e)[:120]})") from None
+        if not isinstance(value, kind):
+            raise WeightsError(f"{self.path}: metadata field {key!r} must be a JSON "
+                               f"{'object' if kind is dict else 'list'}")
+        return value
+
     @property
     def spec_name(self) -> str:
-        """The catalog name (file stem) of the spec the weights were saved for."""
-        return self.metadata.get("spec_name", "?")
+        """The catalog name the weights were saved for, or the file's stem when the metadata's is not a name."""
+        name = self.metadata.get("spec_name", "")
+        return name if _SAFE_NAME.match(name) and name not in (".", "..") else self.path.stem
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Metadata and tensors of a safetensors file; WeightsError for any file safetensors cannot read."""
+    from safetensors.torch import load_file, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+        return metadata, load_file(str(path))
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot read it ({e.strerror or e})") from None
+    except Exception as e:  # noqa: BLE001 - SafetensorError, and torch's errors on dtypes it lacks
+        detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"{path}: not a safetensors file ({detail}); foreign checkpoints are "
+                           "turned into zoo weights with `zoo convert`") from None
 
 
 def spec_of_weights(weights: WeightsFile, overrides: tuple[str, ...] = ()) -> LoadedSpec:
-    """The spec stored in a weights file, loaded and checked again (it is resolved JSON)."""
-    import tempfile
+    """The spec stored in a weights file, checked again as data: its `extends` is never followed,
+    its expressions never evaluated, and nothing in it names a file (it is resolved JSON)."""
+    from biggan_zoo.compiler.resolved import load_resolved_data
 
-    from biggan_zoo.compiler.api import load_spec
+    spec = load_resolved_data(weights.spec, f"{weights.path} (embedded spec)", weights.spec_name, overrides)
+    check_model_fits(spec, weights.path)
+    return spec
 
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"{weights.spec_name}.json"
-        path.write_text(json.dumps(weights.spec))
-        return load_spec(path, list(overrides))
+
+def check_model_fits(spec: LoadedSpec, where: Any = None, device: Any = "cpu") -> None:
+    """ResourceError unless the parameters and buffers of `spec`'s graphs fit in the memory available.
+
+    Counted on the meta device (nothing allocated), so enormous widths are refused before a real build.
+    """
+    from biggan_zoo.runtime.resources import check_fits
+
+    total = sum(t.numel() * t.element_size() for graph in spec.graphs for t in expected_state(spec, graph).values())
+    check_fits(2 * total, f"spec {spec.name}" + (f" of {where}" if where else "") + f" ({total:,} bytes of "
+               "parameters and buffers, built and loaded)", "use a smaller model or a machine with more memory",
+               device=device, share=0.9)
 
 
 def load_weights(model: "Model", path: "str | Path | WeightsFile") -> None:

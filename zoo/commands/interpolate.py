@@ -31,14 +31,20 @@ def run(args: argparse.Namespace) -> int:
     from biggan_zoo.commands.sample import prepare
     from biggan_zoo.model import takes_truncation
 
+    from biggan_zoo.commands.sample import check_common_flags, check_output_fits
+
     if args.steps < 2:
         raise UsageError("--steps must be at least 2")
+    check_common_flags(args)
     model, mode = prepare(args)
     to_class = args.from_class if args.to_class is None else args.to_class
     for label in (args.from_class, to_class):
         if not 0 <= label < model.n_classes:
             raise UsageError(f"class {label} is outside {model.spec.name}'s classes 0..{model.n_classes - 1}")
     check_truncation(mode, args.truncation)
+    channels, height, width = model.spec.graphs["G"].output_types[0].shape
+    # class-probability vectors (float64 and float32) and a GIF's palette frame per image
+    check_output_fits(model, args.steps, f"--steps {args.steps}", 12 * model.n_classes + height * width)
     seed2 = args.seed + 1 if args.seed2 is None else args.seed2
     z0, z1 = (sample_latents(1, model.z_dim, mode, args.truncation, torch.Generator().manual_seed(s))[0]
               for s in (args.seed, seed2))

@@ -38,6 +38,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tensors", default=None, metavar="FILE", help="also save images, z and y as safetensors")
 
 
+MAX_SEED = 2**63 - 2  # torch generators take 64-bit seeds; interpolate's default end seed is seed + 1
+MAX_STANDING_STATS = 100_000  # latents; BigGAN's evaluation used a few thousand
+
+
+def check_common_flags(args: argparse.Namespace) -> None:
+    """UsageError for seeds and counts outside what the flags can mean (before anything is loaded)."""
+    from biggan_zoo.cli import UsageError
+
+    for flag in ("seed", "seed2"):
+        value = getattr(args, flag, None)
+        if value is not None and not 0 <= value <= MAX_SEED:
+            raise UsageError(f"--{flag} must be in [0, {MAX_SEED}], got {value}")
+    if not 0 <= args.standing_stats <= MAX_STANDING_STATS:
+        raise UsageError(f"--standing-stats must be in [0, {MAX_STANDING_STATS}] latents, got {args.standing_stats}")
+
+
+def check_output_fits(model, images: int, what: str, extra_per_image: int = 0) -> None:
+    """ResourceError unless `images` generated images (kept as floats, tiled as bytes) fit in memory."""
+    from biggan_zoo.runtime.resources import check_fits
+
+    channels, height, width = model.spec.graphs["G"].output_types[0].shape
+    # float32 output + uint8 tiles of the picture + Pillow's copy of it, and each latent
+    per_image = channels * height * width * 4 + 2 * channels * (height + 2) * (width + 2) + 4 * model.z_dim
+    check_fits(images * (per_image + extra_per_image), f"{what} ({images:,} images at {width}x{height})",
+               "ask for fewer (images are generated in batches of 64, but the picture holds them all)")
+
+
 def prepare(args: argparse.Namespace):
     """Load the generator, check the truncation flags and apply standing statistics."""
     from biggan_zoo.runtime.truncation import MODES
@@ -84,14 +111,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 1 or args.rows < 1:
         raise UsageError("--n and --rows must be at least 1")
+    check_common_flags(args)
+    try:
+        values = parse_sweep(args.sweep) if args.sweep else [args.truncation]
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     model, mode = prepare(args)
     try:
         classes = parse_classes(args.classes, model.n_classes, args.rows, args.seed)
-        values = parse_sweep(args.sweep) if args.sweep else [args.truncation]
     except ValueError as e:
         raise UsageError(str(e)) from None
     for t in values:
         check_truncation(mode, t)
+    check_output_fits(model, len(classes) * args.n * len(values), "the grid")
     grids, batches = [], []
     for t in values:
         images = class_grid(model.G, classes, args.n, model.z_dim, mode, t, args.seed,

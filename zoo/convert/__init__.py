@@ -28,17 +28,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     A pickle that needs code to load (a pickled module or custom class) is refused: running it could
     execute anything.
     """
+    from biggan_zoo.runtime.resources import check_fits
+    from biggan_zoo.weights import read_safetensors
+
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
+        raise WeightsError(f"{path}: {'is not a regular file' if path.exists() else 'no such file'}")
+    check_fits(path.stat().st_size, f"{path}", "convert it on a machine with more memory", share=0.9)
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except (SafetensorError, OSError) as e:
-            raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
+        return read_safetensors(path)[1]
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -41,6 +41,29 @@ def config_of_spec(spec: LoadedSpec) -> dict[str, Any]:
             "n_stats": next(n.op.stats for n in blocks if n.op.op == "truncation_deep_g_block")}
 
 
+def read_config(path: Path) -> dict[str, Any]:
+    """A config.json as a JSON object, size-capped; WeightsError naming the file otherwise."""
+    try:
+        if path.stat().st_size > 1_000_000:
+            raise WeightsError(f"{path}: larger than the 1000000 bytes a config.json holds")
+        config = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot read it ({e.strerror or e})") from None
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise WeightsError(f"{path}: not a JSON file ({str(e)[:120] or 'nested too deeply'})") from None
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path}: must hold a JSON object of BigGANConfig fields")
+    return config
+
+
+def _same(key: str, got: Any, want: Any) -> bool:
+    if isinstance(want, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
+        return abs(float(got) - want) <= 1e-12
+    if key == "layers":
+        return isinstance(got, list) and [list(x) if isinstance(x, list) else x for x in got] == want
+    return got == want and type(got) is type(want)
+
+
 def check_config(config: dict[str, Any], spec: LoadedSpec, source: Path) -> None:
     """WeightsError naming every config.json field that disagrees with the spec."""
     implied = config_of_spec(spec)
@@ -48,9 +71,9 @@ def check_config(config: dict[str, Any], spec: LoadedSpec, source: Path) -> None
     for key, want in implied.items():
         if key not in config:
             continue
-        got = [list(x) for x in config[key]] if key == "layers" else config[key]
-        if got != want and not (isinstance(want, float) and abs(float(got) - want) <= 1e-12):
-            wrong.append(f"{key}: {json.dumps(got)} in {source.name}, {json.dumps(want)} in spec {spec.name}")
+        got = config[key]
+        if not _same(key, got, want):
+            wrong.append(f"{key}: {json.dumps(got)[:80]} in {source.name}, {json.dumps(want)} in spec {spec.name}")
     if wrong:
         raise WeightsError(f"{source} describes another model than spec {spec.name}; nothing converted:\n  "
                            + "\n  ".join(wrong))
@@ -71,7 +94,7 @@ def convert(source: Path, spec: LoadedSpec, graph: str | None = None,
                                f"{WEIGHTS_NAME} and {CONFIG_NAME})")
         config = source / CONFIG_NAME
         if config.is_file():
-            check_config(json.loads(config.read_text()), spec, config)
+            check_config(read_config(config), spec, config)
             notes.append(f"{CONFIG_NAME} matches spec {spec.name}")
         else:
             notes.append(f"no {CONFIG_NAME} in {source}: checked tensor names and shapes only")
