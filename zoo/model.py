@@ -82,16 +82,26 @@ def takes_truncation(spec: LoadedSpec) -> bool:
 
 
 def build(spec: Any, weights: Any = None, *, device: Any = None, overrides: tuple[str, ...] = (),
-          seed: int | None = 0) -> Model:
+          seed: int | None = 0, local_files_only: bool = False) -> Model:
     """Compile every graph; `device="meta"` allocates nothing; `weights`: a zoo weights file (path or WeightsFile).
 
-    With `weights` the modules are returned in eval mode, ready to sample (as `from_pretrained` does):
-    BatchNorm uses its stored statistics and spectral norm its stored vectors, and a forward pass changes
-    no buffer. Call `model.G.train()` to fine-tune. Without weights they are in training mode.
+    `spec` may also be a hub folder (config.json + model.safetensors, as `zoo export --hub` writes) or
+    `hf://ORG/NAME[@REV]` (needs the `hub` extra; `local_files_only` or HF_HUB_OFFLINE: cache only); both
+    hold their weights. With weights the modules are returned in eval mode, ready to sample (as
+    `from_pretrained` does): BatchNorm uses its stored statistics and spectral norm its stored vectors,
+    and a forward pass changes no buffer. Call `model.G.train()` to fine-tune. Without weights they are
+    in training mode.
     """
-    loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec if isinstance(spec, Path) else str(spec),
-                                                                    overrides)
+    from biggan_zoo import hub
+
     stored = None
+    if hub.is_reference(spec) or hub.is_folder(spec):
+        if weights is not None:
+            raise hub.HubError(f"{spec} holds its own weights; weights={weights!r} would be a second source")
+        loaded, stored = hub.open_source(spec, tuple(overrides), local_files_only)
+    else:
+        loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec if isinstance(spec, Path) else str(spec),
+                                                                        overrides)
     if weights is not None:
         from biggan_zoo.weights import WeightsFile
 
