@@ -92,7 +92,7 @@ def read_folder(folder: Path, overrides: tuple[str, ...] = (), name: str | None 
                 ) -> tuple["LoadedSpec", "WeightsFile"]:
     """The spec of config.json and the weights of model.safetensors in a hub folder; HubError if missing."""
     from biggan_zoo.compiler.resolved import load_resolved_file
-    from biggan_zoo.weights import WeightsFile
+    from biggan_zoo.weights import WeightsFile, check_model_fits
 
     for file in (CONFIG, WEIGHTS):
         if not (folder / file).is_file():
@@ -105,6 +105,7 @@ def read_folder(folder: Path, overrides: tuple[str, ...] = (), name: str | None 
     # config.json is resolved data (it may come from anyone's repository): read under the limits of a
     # spec file, never following `extends` nor evaluating `${...}` again
     spec = load_resolved_file(folder / CONFIG, name or stored.spec_name, overrides)
+    check_model_fits(spec, folder)  # sized on the meta device: a model too large is refused, never allocated
     return spec, stored
 
 
