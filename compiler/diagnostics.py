@@ -37,7 +37,7 @@ class SpecError(Exception):
         """
         where = f"{clip(str(self.loc), 200)}: " if self.loc else ""
         path = f"{clip(self.path, 120)}: " if self.path else ""
-        out = [f"{where}error: {path}{clip(self.message, 300)}"]
+        out = [clip(f"{where}error: {path}{clip(self.message, 300)}", 400)]
         line = self.source_line
         if line is None and self.loc is not None:
             line = read_line(self.loc.file, self.loc.line)

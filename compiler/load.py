@@ -58,7 +58,7 @@ def dotted(path: Path_) -> str:
 def resolve_name(name_or_path: str) -> Path:
     """A path to a spec file, or a catalog name (`biggan128` -> specs/biggan128.yaml; see compiler/catalog.py)."""
     p = Path(name_or_path)
-    if p.exists():
+    if p.exists() or p.is_symlink():  # a dangling link or a loop: read_file says which
         return p
     found = catalog.find(name_or_path)
     if found is not None:
@@ -124,7 +124,11 @@ def load_document(source: str | Path, _chain: tuple[Path, ...] = (), _at: Locati
     spec's folder tree or a catalog folder, so a spec cannot make zoo read (and quote) other files.
     """
     path = source if isinstance(source, Path) else resolve_name(source)
-    real = path.resolve()
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a loop of symbolic links: reading says so, located
+        read_spec_text(path)
+        raise
     if real in _chain:
         cycle = " -> ".join(str(p.name) for p in (*_chain, real))
         raise SpecError(f"`extends` cycle: {cycle}", loc=_at, path="extends",

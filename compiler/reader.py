@@ -34,16 +34,17 @@ _KINDS = {stat.S_IFDIR: "a folder", stat.S_IFCHR: "a character device", stat.S_I
 def read_spec_text(path: Path) -> str:
     """The UTF-8 text of a regular spec file (BOM dropped), read with a bounded read."""
     name = str(path)
+    at = Location(name, 1, 1)  # refusals name the file; its text is never quoted (it is not read)
     try:
         info = os.stat(path)  # follows links; a loop is ELOOP, never a hang
     except OSError as e:
         if e.errno == 40:  # ELOOP
-            raise SpecError(f"cannot read '{name}': a loop of symbolic links", hint="fix the link") from None
+            raise SpecError(f"cannot read '{name}': a loop of symbolic links", loc=at, hint="fix the link") from None
         raise SpecError(f"cannot read '{name}': {e.strerror or 'no such file'}",
                         hint="check the path, or give a catalog name (see `zoo list`)") from None
     if not stat.S_ISREG(info.st_mode):
         what = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
-        raise SpecError(f"'{name}' is {what}, not a spec file", hint="give a YAML or JSON spec file")
+        raise SpecError(f"'{name}' is {what}, not a spec file", loc=at, hint="give a YAML or JSON spec file")
     if info.st_size > limits.MAX_FILE_BYTES:
         raise SpecError(f"'{name}' is {info.st_size} bytes, more than the {limits.MAX_FILE_BYTES} allowed",
                         loc=Location(name, 1, 1), hint="a spec is a few kilobytes; is this the right file?")
@@ -51,10 +52,10 @@ def read_spec_text(path: Path) -> str:
         # O_NONBLOCK: a file swapped for a FIFO after the stat still cannot block the open
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
-        raise SpecError(f"cannot read '{name}': {e.strerror}") from None
+        raise SpecError(f"cannot read '{name}': {e.strerror}", loc=at) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise SpecError(f"'{name}' is not a regular file", hint="give a YAML or JSON spec file")
+            raise SpecError(f"'{name}' is not a regular file", loc=at, hint="give a YAML or JSON spec file")
         chunks, size = [], 0
         while size <= limits.MAX_FILE_BYTES:  # /proc files report size 0: read, but never past the cap
             chunk = os.read(fd, min(65536, limits.MAX_FILE_BYTES + 1 - size))
