@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import os
 import stat
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ from torch import Tensor
 from .. import UserError
 
 FORMAT = "zoo-reference-stats/1"
+_BROKEN = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError, struct.error,
+           zlib.error, KeyError, UnicodeDecodeError, OverflowError, SyntaxError, TypeError, IndexError)
+"""What the zip and npy readers raise on a damaged file (numpy parses npy headers with ast.literal_eval)."""
 PROTOCOL_KEYS = ("extractor", "sha256", "resize", "input_resolution", "quantisation")
 """Protocol fields that must agree between a reference file and the evaluation that uses it."""
 
@@ -151,12 +156,18 @@ def _checked_members(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             unpacked = sum(member.file_size for member in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise StatsFileError(f"'{path}' is not an npz file ({error}); make one with `zoo stats DATA --out ref.npz`") \
-            from None
+    except _BROKEN as error:
+        raise StatsFileError(f"'{path}' is not an npz file ({_short(error)}); make one with `zoo stats DATA --out "
+                             "ref.npz`") from None
     if unpacked > _available_memory() // 2:
         raise StatsFileError(f"'{path}' unpacks to {unpacked / 2**30:.1f} GiB, more than half the memory available; "
                              "refused")
+
+
+def _short(error: BaseException) -> str:
+    """One line of an exception's text, at most 120 characters (a damaged header can be long)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _array(data: Any, key: str, path: Path, shape: tuple[int | None, ...], kind: str = "f") -> np.ndarray:
@@ -164,10 +175,12 @@ def _array(data: Any, key: str, path: Path, shape: tuple[int | None, ...], kind:
         raise StatsFileError(f"'{path}' has no '{key}' array (it has: {', '.join(data.files) or 'none'})")
     try:
         value = data[key]
-    except ValueError as error:  # object arrays need pickle, which is never allowed
-        raise StatsFileError(f"'{path}': '{key}' cannot be read without pickle ({error}); refused") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as error:
-        raise StatsFileError(f"'{path}': '{key}' is corrupt ({error})") from None
+    except ValueError as error:
+        if "allow_pickle" in str(error):  # object arrays need pickle, which is never allowed
+            raise StatsFileError(f"'{path}': '{key}' cannot be read without pickle; refused") from None
+        raise StatsFileError(f"'{path}': '{key}' is corrupt ({_short(error)})") from None
+    except _BROKEN as error:
+        raise StatsFileError(f"'{path}': '{key}' is corrupt ({_short(error)})") from None
     if value.dtype.kind != kind and not (kind == "f" and value.dtype.kind in "iu"):
         raise StatsFileError(f"'{path}': '{key}' has dtype {value.dtype}, expected {'float' if kind == 'f' else kind}")
     if len(value.shape) != len(shape) or any(want is not None and got != want for got, want in zip(value.shape, shape)):
@@ -189,11 +202,18 @@ def _json_string(data: Any, key: str, path: Path) -> Any:
 def read_reference(path: str | os.PathLike[str]) -> Reference:
     """Read and check a reference file (ours, or the mu/sigma layout of TTUR and pytorch-fid)."""
     path = Path(path)
+    try:
+        return _read(path)
+    except _BROKEN as error:  # anything a damaged archive raises that the checks below did not name
+        raise StatsFileError(f"'{path}' is a damaged npz file ({_short(error)})") from None
+
+
+def _read(path: Path) -> Reference:
     _checked_members(path)
     try:
         data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise StatsFileError(f"cannot read '{path}' as npz: {error}") from None
+    except _BROKEN as error:
+        raise StatsFileError(f"cannot read '{path}' as npz: {_short(error)}") from None
     with data:
         mu = _array(data, "mu", path, (None,)).astype(np.float64)
         dim = len(mu)
