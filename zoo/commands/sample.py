@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     model, mode = prepare(args)
+    if not args.sweep:
+        values = [args.truncation]  # prepare() gives a G that takes the truncation its default
     try:
         classes = parse_classes(args.classes, model.n_classes, args.rows, args.seed)
     except ValueError as e:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,6 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="how long a collective waits for a silent rank before the job fails")
     p.add_argument("--no-bar", action="store_true",
                    help="a line per metrics record instead of a progress bar (the default without a terminal)")
+
+
+MAX_WORKERS = 4 * (os.cpu_count() or 1)
+MAX_STEPS = 10**9
+MAX_DIST_TIMEOUT_S = 7 * 24 * 3600
 
 
 class _Quiet(Exception):
@@ -100,8 +106,13 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.steps < 1:
         raise UsageError("--steps must be at least 1")
-    if args.workers is not None and args.workers < 0:
-        raise UsageError("--workers must be 0 or more")
+    if args.workers is not None and not 0 <= args.workers <= MAX_WORKERS:
+        raise UsageError(f"--workers must be in [0, {MAX_WORKERS}] (each is a process holding a copy of the "
+                         f"dataset's index), got {args.workers}")
+    if args.steps > MAX_STEPS:
+        raise UsageError(f"--steps must be at most {MAX_STEPS:,}, got {args.steps:,}")
+    if not 0 < args.dist_timeout <= MAX_DIST_TIMEOUT_S:  # also false for nan
+        raise UsageError(f"--dist-timeout must be in (0, {MAX_DIST_TIMEOUT_S}] seconds, got {args.dist_timeout}")
     if args.weights is not None and args.resume:
         raise UsageError("--weights starts a new run and --resume continues one from its checkpoint: give one")
 
@@ -122,6 +133,9 @@ def _train(args: argparse.Namespace) -> int:
             from biggan_zoo.weights import WeightsFile
 
             weights = WeightsFile(args.weights)
+        from biggan_zoo.weights import check_model_fits
+
+        check_model_fits(spec, device="cuda" if (args.device or "").startswith("cuda") else "cpu")
         split = _batch_split(cfg, distributed.environment_world_size())
     group = distributed.from_environment(args.device, args.dist_timeout)
     try:
@@ -144,9 +158,15 @@ def _train(args: argparse.Namespace) -> int:
             print(f"{spec.name}: {split}; {backend}{cfg.precision}; run folder {run_dir}")
             import torch
 
-            memory = (torch.cuda.get_device_properties(group.device).total_memory
-                      if group.device.type == "cuda" else None)
+            from biggan_zoo.runtime.resources import ResourceError, available_memory
+
+            on_cpu = group.device.type != "cuda"  # CPU processes of a node share its memory
+            memory = (torch.cuda.get_device_properties(group.device).total_memory if not on_cpu
+                      else available_memory()[0] // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
             cost, warning = cost_before_launch(spec, group.world_size, group.device.type, memory)
+            if warning and on_cpu:  # on a GPU a warning; here the machine itself would run out
+                raise ResourceError(f"{cost}: training would take more memory than is available "
+                                    f"({available_memory()[1]}); {warning.split('; ', 1)[1]}")
             print(cost)
             if warning:
                 print(f"warning: {warning}", file=sys.stderr)
