@@ -33,7 +33,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 
 
 # Commands that name no spec, so take no --catalog folders.
-NO_SPEC = {"schema", "export"}
+NO_SPEC = {"schema", "export", "stats"}
 
 
 class _Version(argparse.Action):
