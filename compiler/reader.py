@@ -84,8 +84,10 @@ def compose(text: str, file: str) -> tuple[Any, dict[tuple, Location]]:
     loader = _FAST if _FAST is not None else yaml.SafeLoader
     try:
         return _Folder(text, file).run(loader)
-    except yaml.YAMLError:
-        if loader is yaml.SafeLoader or len(text) > _RETRY_PURE_BELOW:
+    except yaml.YAMLError as e:
+        # libyaml's own depth limit: the pure parser's look-ahead over thousands of open brackets is slow
+        deep = "nesting depth" in str(getattr(e, "problem", "") or "")
+        if loader is yaml.SafeLoader or len(text) > _RETRY_PURE_BELOW or deep:
             raise
     return _Folder(text, file).run(yaml.SafeLoader)
 
