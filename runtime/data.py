@@ -228,13 +228,16 @@ class ShapesDataset(Dataset):
 
 
 def open_dataset(source: str | Path, resolution: int) -> ImageFolderDataset | ShapesDataset:
-    """A dataset from a config ``data`` value: a folder path or one of ``BUILTINS``."""
+    """A dataset from a config ``data`` value: a folder (class folders, ``zoo prepare`` output or IDX files),
+    an ``.npz`` or IDX file, or one of ``BUILTINS``."""
     text = str(source)
     if text == "builtin:shapes":
         return ShapesDataset(resolution)
     if text.startswith("builtin:"):
         raise DataError(f"unknown built-in dataset '{text}'; available: {', '.join(BUILTINS)}")
-    return ImageFolderDataset(text, resolution)
+    from biggan_zoo.runtime.datasets_array import open_array_dataset  # a prepared folder, .npz or IDX data
+
+    return open_array_dataset(Path(text), resolution) or ImageFolderDataset(text, resolution)
 
 
 def epoch_order(length: int, seed: int, epoch: int) -> torch.Tensor:
