@@ -50,8 +50,9 @@ class RunLock:
             os.close(fd)  # we locked a file its holder had just removed; lock the new one
         else:  # pragma: no cover - ten lost races in a row
             raise RunLockedError(f"'{run_dir}': could not take {self.path} (it keeps changing)")
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        with contextlib.suppress(OSError):  # the owner's name is a courtesy: a full disk keeps the lock nameless
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
 
     def release(self) -> None:
         """Remove the lock file and free the lock (idempotent)."""

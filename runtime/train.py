@@ -437,7 +437,8 @@ class Trainer:
                 refused = error
             except OSError as error:
                 raise TrainingError(f"cannot use '{self.run_dir}' as the run folder: cannot create its lock file "
-                                    f"({error.strerror}); choose another (--out RUN_DIR)") from None
+                                    f"({error.strerror}); nothing in it was changed (free space or make it "
+                                    "writable, or choose another with --out RUN_DIR)") from None
         if self.dist.world_size > 1:
             with self._peers_alive():
                 flag = torch.tensor([float(refused is not None)], device=self.device)
