@@ -12,7 +12,7 @@ import sys
 import warnings
 
 COMMANDS = ["check", "expand", "schema", "code", "build", "list", "train", "sample", "interpolate",
-            "export", "convert", "stats", "eval"]
+            "export", "convert", "stats", "eval", "prepare"]
 
 
 # Commands that write no files: after them the process ends without the interpreter's teardown, which
@@ -33,7 +33,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 
 
 # Commands that name no spec, so take no --catalog folders.
-NO_SPEC = {"schema", "export", "stats"}
+NO_SPEC = {"schema", "export", "stats", "prepare"}
 
 
 class _Version(argparse.Action):
