@@ -26,6 +26,8 @@ _STANDARD_TAG = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {_STANDARD_TAG + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
 _EXPONENT_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _FAST = getattr(yaml, "CSafeLoader", None)
+_LONGEST_NUMBER = 64
+_NUMBER_CHARS = re.compile(r"[-+0-9._:eEoxXa-fA-F]+\Z")
 _RETRY_PURE_BELOW = 16_000  # characters: the pure-Python parser reads this in about 0.2 s
 _KINDS = {stat.S_IFDIR: "a folder", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
           stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket"}
@@ -86,7 +88,7 @@ def compose(text: str, file: str) -> tuple[Any, dict[tuple, Location]]:
         return _Folder(text, file).run(loader)
     except yaml.YAMLError as e:
         # libyaml's own depth limit: the pure parser's look-ahead over thousands of open brackets is slow
-        deep = "nesting depth" in str(getattr(e, "problem", "") or "")
+        deep = "nesting depth" in str(getattr(e, "problem", "") or "") or text.count("[") + text.count("{") > 1000
         if loader is yaml.SafeLoader or len(text) > _RETRY_PURE_BELOW or deep:
             raise
     return _Folder(text, file).run(yaml.SafeLoader)
@@ -220,6 +222,13 @@ class _Folder:
 
     def _scalar(self, event: yaml.ScalarEvent, path: tuple) -> Any:
         plain = not event.style  # libyaml's events say '' for plain, PyYAML's None
+        if plain and event.tag is None and len(event.value) > _LONGEST_NUMBER:
+            # PyYAML's implicit float pattern backtracks quadratically on long digit runs (seconds at
+            # 5000 digits); a plain scalar this long is text, unless it is all number characters
+            if _NUMBER_CHARS.match(event.value):
+                raise SpecError(f"a number of {len(event.value)} characters", loc=_loc(event, self.file),
+                                path=_dotted(path), hint="numbers in a spec have at most a few dozen digits")
+            return event.value
         if plain and event.tag is None:
             tag = self.resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
         else:
