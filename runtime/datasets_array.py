@@ -54,7 +54,7 @@ def as_rgb_at(pixels: np.ndarray, resolution: int) -> np.ndarray:
 
 def _unit_range_chw(pixels: np.ndarray) -> torch.Tensor:
     """CHW uint8 -> CHW float32 in [-1, 1] (the same arithmetic as ``data._to_unit_range``)."""
-    return torch.from_numpy(np.ascontiguousarray(pixels)).float().div_(127.5).sub_(1.0)
+    return torch.from_numpy(np.array(pixels, order="C")).float().div_(127.5).sub_(1.0)  # a copy: maps are read-only
 
 
 class _ArrayDataset(Dataset):

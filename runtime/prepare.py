@@ -36,7 +36,7 @@ import numpy as np
 
 from biggan_zoo.runtime.data import IMAGE_SUFFIXES, DataError, decode_image
 from biggan_zoo.runtime.datasets_array import PREPARED_FORMAT, PREPARED_MANIFEST, read_manifest
-from biggan_zoo.runtime.files import write_bytes_atomically
+from biggan_zoo.runtime.files import TEMP_PREFIX, TEMP_SUFFIX, write_bytes_atomically
 
 SHARD_BYTES = 64 * 2**20
 MIN_SHARD_IMAGES = 64
@@ -167,6 +167,8 @@ def _open_plan(out: Path, fingerprint: str, source: Source, resolution: int) -> 
             raise DataError(f"'{out}' holds a preparation of other data or settings ({stored.get('source', '?')} at "
                             f"{stored.get('resolution', '?')} px, or its files changed since); give another --out or "
                             "delete the folder")
+        for stale in out.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):  # half-written files of a killed run
+            stale.unlink(missing_ok=True)
         return (out / PREPARED_MANIFEST).is_file()
     if out.is_dir() and any(out.iterdir()):
         raise DataError(f"--out '{out}' is not empty and holds no zoo prepare plan; give a new or empty folder")
