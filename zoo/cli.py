@@ -12,7 +12,7 @@ import sys
 import warnings
 
 COMMANDS = ["check", "expand", "schema", "code", "build", "list", "train", "sample", "interpolate",
-            "export", "convert", "stats", "eval", "prepare"]
+            "export", "convert", "stats", "eval", "plot", "prepare"]
 
 
 # Commands that write no files: after them the process ends without the interpreter's teardown, which
