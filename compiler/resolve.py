@@ -2,6 +2,8 @@
 
 A string that is exactly one `${expr}` becomes the expression's value (a number, a list...);
 a string with text around expressions becomes a string. `vars` may refer to other vars.
+A var that no expression reads is an error (a typo like `chh` would otherwise build the wrong model);
+a var kept for later use is named with a leading underscore (`_ch_later`).
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import graphlib
 from typing import Any
 
 from biggan_zoo.compiler import limits
-from biggan_zoo.compiler.diagnostics import Location, SpecError, read_line
+from biggan_zoo.compiler.diagnostics import Location, SpecError, closest, read_line
 from biggan_zoo.compiler.expr import PATTERN, Budget, ExprError, evaluate, names_in
 from biggan_zoo.compiler.load import Document, Path_, dotted
 
@@ -24,7 +26,35 @@ def resolve(doc: Document) -> Document:
     budget = Budget()
     values = _resolve_vars(doc, raw_vars, budget)
     out = {k: (values if k == "vars" else _substitute(v, (k,), doc, values, budget)) for k, v in data.items()}
+    _refuse_unused_vars(doc, raw_vars)
     return Document(out, doc.locs, doc.file)
+
+
+UNUSED_PREFIX = "_"  # a var named `_x` may go unread: declared for later use
+
+
+def _refuse_unused_vars(doc: Document, raw: dict[str, Any]) -> None:
+    """Every var is read by some expression (in the spec or in another var), unless named `_x`.
+
+    A spec without any expression is a resolved one: its vars are a record, and only a `--set` of a var
+    (which could change nothing) is refused.
+    """
+    read: set[str] = set()
+    texts = [text for value in doc.data.values() for text in _expressions(value)]
+    for text in texts:
+        read |= names_in(text)
+    for name in raw:
+        if name in read or str(name).startswith(UNUSED_PREFIX):
+            continue
+        loc = doc.loc(("vars", name), key=True)
+        if not texts and not (loc is not None and loc.file.startswith("<--set")):
+            continue  # a resolved spec (`zoo expand`'s output) keeps its vars as a record of its values
+        close = closest(str(name), [n for n in {*raw, *read} if n != name])
+        hint = f"did you mean '{close}'? Otherwise " if close else ""
+        hint += (f"delete it (`vars: {{{name}: null}}` in a variant that drops its users), or name it "
+                 f"'{UNUSED_PREFIX}{name}' to keep it for later use")
+        raise SpecError(f"var '{name}' is not used by any expression in {doc.file}", loc=loc,
+                        path=dotted(("vars", name)), hint=hint)
 
 
 def _resolve_vars(doc: Document, raw: dict[str, Any], budget: Budget) -> dict[str, Any]:

@@ -112,6 +112,10 @@ def build(spec: Any, weights: Any = None, *, device: Any = None, overrides: tupl
         if seed is not None and device != "meta":
             torch.manual_seed(seed + len(graphs))
         graphs[name] = compile_graph(loaded, name, device=device, init=stored is None or name not in stored.graphs)
+    if "G" in graphs:
+        from biggan_zoo.train_config import check_exclude_parameters
+
+        check_exclude_parameters(loaded, graphs["G"])  # names of submodules are known only once built
     model = Model(loaded, graphs)
     if stored is not None:
         from biggan_zoo.weights import load_weights

@@ -1,0 +1,96 @@
+"""Spec language v2 (issue 15): unused vars and stale exclude entries are errors, `--set` errors point at
+the override, a changed op replaces a node, `extends` takes a list of bases, `zoo expand --trace`."""
+from pathlib import Path
+
+import pytest
+
+from biggan_zoo.cli import main
+from biggan_zoo.compiler.api import load_spec
+from biggan_zoo.compiler.diagnostics import SpecError
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "tests" / "data" / "tiny.yaml"
+
+
+def variant(tmp_path: Path, text: str, name: str = "variant.yaml") -> Path:
+    """A spec file next to a copy of tiny.yaml (extends stays inside the spec's folder tree)."""
+    (tmp_path / "tiny.yaml").write_text(TINY.read_text())
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def error_of(source, overrides=()) -> SpecError:
+    with pytest.raises(SpecError) as e:
+        load_spec(source, overrides)
+    return e.value
+
+
+# --- 1. unused vars, exclude entries -------------------------------------------------------------
+
+def test_a_var_no_expression_reads_is_an_error_with_did_you_mean(tmp_path):
+    err = error_of(variant(tmp_path, "extends: tiny.yaml\nvars: {chh: 8}\n"))
+    assert err.message.startswith("var 'chh' is not used by any expression")
+    assert "did you mean 'ch'?" in err.hint
+    assert (err.loc.file, err.loc.line, err.loc.col) == (str(tmp_path / "variant.yaml"), 2, 8)
+
+
+def test_a_misspelt_set_var_is_an_error_at_the_override():
+    err = error_of(TINY, ["vars.chh=64"])
+    assert err.loc.file == "<--set 1>" and "did you mean 'ch'?" in err.hint
+
+
+def test_an_underscore_var_may_go_unused(tmp_path):
+    spec = load_spec(variant(tmp_path, "extends: tiny.yaml\nvars: {_ch_later: 8}\n"))
+    assert spec.data["vars"]["_ch_later"] == 8
+
+
+def test_a_var_read_only_by_another_var_is_used(tmp_path):
+    spec = load_spec(variant(tmp_path, "extends: tiny.yaml\nvars: {half: 2, ch: '${half * 2}'}\n"))
+    assert spec.data["vars"]["ch"] == 4
+
+
+def test_every_catalog_spec_uses_its_vars():
+    for path in sorted((ROOT / "specs").glob("*.yaml")):
+        load_spec(path)  # raises on an unused var
+
+
+def test_a_resolved_spec_keeps_its_vars_as_a_record(tmp_path):
+    import json
+
+    resolved = tmp_path / "resolved.json"
+    resolved.write_text(json.dumps(load_spec(TINY).data))
+    assert load_spec(resolved).data["vars"]["ch"] == 4  # no expression reads them: still fine
+    assert error_of(resolved, ["vars.ch=8"]).loc.file == "<--set 1>"  # a --set that could change nothing
+
+
+EXCLUDE = "extends: tiny.yaml\ntrain: {{ortho_reg: {{beta: 1.0e-4, exclude: [{}]}}}}\n"
+
+
+def test_exclude_entries_must_name_a_node_of_g_without_torch(tmp_path):
+    from biggan_zoo.train_config import check_train
+
+    with pytest.raises(SpecError) as e:
+        check_train(load_spec(variant(tmp_path, EXCLUDE.format("sharde"))))
+    assert "G has no node 'sharde'" in e.value.message and "did you mean 'shared'?" in e.value.hint
+    assert e.value.loc.line == 2
+
+
+def test_exclude_entries_must_match_a_parameter_once_built(tmp_path):
+    import biggan_zoo
+
+    good = biggan_zoo.build(variant(tmp_path, EXCLUDE.format("block1.conv1")), device="meta")
+    assert "block1.conv1.weight" in dict(good.G.named_parameters()) or any(
+        n.startswith("block1.conv1.") for n, _ in good.G.named_parameters())
+    with pytest.raises(SpecError) as e:
+        biggan_zoo.build(variant(tmp_path, EXCLUDE.format("block1.conv9")), device="meta")
+    assert e.value.message == "'block1.conv9' matches no parameter of G"
+    assert "did you mean 'block1.conv1'?" in e.value.hint and e.value.loc.line == 2
+
+
+def test_catalog_exclude_entries_match_parameters():
+    import biggan_zoo
+
+    for name in ("biggan128", "biggan128_no_shared", "sagan128"):
+        biggan_zoo.build(name, device="meta")  # raises on a stale entry
