@@ -5,8 +5,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
+from biggan_zoo.compiler.diagnostics import Location, SpecError
 from biggan_zoo.compiler.graph import CheckedGraph, check_graph
 from biggan_zoo.compiler.load import Document, apply_set, load_document, resolve_name
 from biggan_zoo.compiler.resolve import resolve
@@ -57,8 +58,49 @@ def load_raw(source: str | Path, overrides: Iterable[str] = ()) -> Document:
 
 
 def load_spec(source: str | Path, overrides: Iterable[str] = ()) -> LoadedSpec:
-    """Load, resolve, validate and check a spec file or catalog name; raises SpecError."""
+    """Load, resolve, validate and check a spec file or catalog name; raises SpecError.
+
+    An error that shows in a file but that a `--set` caused (a shape conflict downstream of the value it
+    changed) is reported at that override; see `blame_overrides`.
+    """
     path = source if isinstance(source, Path) else resolve_name(str(source))
+    overrides = list(overrides)
+    return blame_overrides(overrides, lambda given: _load_spec(path, given))
+
+
+T = TypeVar("T")
+
+
+def blame_overrides(overrides: list[str], attempt: Callable[[list[str]], T]) -> T:
+    """`attempt(overrides)`; a SpecError it raises outside the overrides, which the spec without them
+    does not raise, is moved to the first override that brings it in (the file's place goes in the hint).
+    """
+    try:
+        return attempt(overrides)
+    except SpecError as error:
+        if not overrides or (error.loc is not None and error.loc.file.startswith("<--set")):
+            raise
+        for count in range(len(overrides)):
+            try:
+                attempt(overrides[:count])
+            except SpecError:
+                if count == 0:
+                    raise error from None  # the spec itself is wrong: report it where it is
+                raise _at_override(error, overrides, count - 1) from None
+        raise _at_override(error, overrides, len(overrides) - 1) from None
+
+
+def _at_override(error: SpecError, overrides: list[str], index: int) -> SpecError:
+    """`error`, located at the value of override `index` (the file's place and the hint kept)."""
+    assignment = overrides[index]
+    key, _, raw = assignment.partition("=")
+    where = f" at {error.loc}" if error.loc is not None else ""
+    hint = f"this override makes the spec fail{where}" + (f"; {error.hint}" if error.hint else "")
+    return SpecError(error.message, loc=Location(f"<--set {index + 1}>", 1, len(key) + 2, max(1, len(raw))),
+                     path=error.path, hint=hint, source_line=assignment)
+
+
+def _load_spec(path: Path, overrides: list[str]) -> LoadedSpec:
     doc = resolve(load_raw(path, overrides))
     model = validate(doc)
     graphs = {name: check_graph(name, graph, doc) for name, graph in model.graphs.items()}

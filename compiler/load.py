@@ -223,6 +223,22 @@ def _exists(data: Any, path: Path_) -> bool:
     return True
 
 
+def _refuse_missing_node(path: list[Any], i: int, target: dict, file: str, assignment: str,
+                         starts: list[int]) -> None:
+    """`--set graphs.G.nodes.blok1.out=5` names a node that does not exist: say so, not "no `op`" later.
+
+    Setting a whole new node (`graphs.G.nodes.extra={op: relu, ...}`) or its `op` stays allowed.
+    """
+    if not (len(path) > 4 and i == 3 and path[0] == "graphs" and path[2] == "nodes" and path[4] != "op"):
+        return
+    part = path[3]
+    hint = did_you_mean(str(part), [k for k in target if isinstance(k, str)])
+    raise SpecError(f"graph {path[1]} has no node '{part}'", loc=Location(file, 1, starts[3], len(str(part))),
+                    path=dotted(tuple(path[:4])), source_line=assignment,
+                    hint=(f"{hint} " if hint else "") + "A new node is set whole: "
+                    f"--set 'graphs.{path[1]}.nodes.{part}={{op: ..., inputs: [...]}}'")
+
+
 def apply_set(doc: Document, assignment: str, index: int = 0) -> Document:
     """Apply one `--set a.b.c=value` override (value parsed as YAML); located at `<--set N>`."""
     file = f"<--set {index + 1}>"
@@ -240,13 +256,17 @@ def apply_set(doc: Document, assignment: str, index: int = 0) -> Document:
     remember_source(file, assignment)  # errors quote the whole `--set` argument
     path: list[Any] = [int(p) if p.isdigit() else p for p in parts]
     col = len(key) + 2
+    starts = [sum(len(p) + 1 for p in parts[:i]) + 1 for i in range(len(parts))]  # column of each part
     target = doc.data
     for i, part in enumerate(path[:-1]):
         nxt = target.get(part) if isinstance(target, dict) else (
             target[part] if isinstance(target, list) and isinstance(part, int) and part < len(target) else None)
         if nxt is None:
             if isinstance(target, dict):
+                _refuse_missing_node(path, i, target, file, assignment, starts)
                 target[part] = nxt = {}
+                created = tuple(path[:i + 1])  # a new mapping: its errors point at this part of the override
+                doc.locs[created] = doc.locs[created + (KEY,)] = Location(file, 1, starts[i], len(str(part)))
             else:
                 raise SpecError(f"'{dotted(tuple(path[:i + 1]))}' does not exist", loc=Location(file, 1, 1, len(key)),
                                 source_line=assignment, hint="check the path with `zoo expand SPEC`")

@@ -94,3 +94,38 @@ def test_catalog_exclude_entries_match_parameters():
 
     for name in ("biggan128", "biggan128_no_shared", "sagan128"):
         biggan_zoo.build(name, device="meta")  # raises on a stale entry
+
+
+# --- 2. --set errors point at the override -------------------------------------------------------
+
+@pytest.mark.parametrize("assignment, message, col", [
+    ("graphs.G.nodes.block1.out=abc", "Input should be a valid integer", 27),
+    ("graphs.G.nodes.blok1.out=5", "graph G has no node 'blok1'", 16),
+    ("graphs.G.nodes.linear.out=100", "cannot reshape vector[100]", 27),
+    ("graphs.D.inputs.x.image=[3, 32, 32]", "D takes image[3, 32, 32] but G makes image[3, 16, 16]", 25),
+    ("graphs.G.nodes.shared=null", "var 'shared_dim' is not used", 23),
+    ("graphs.G.nodes.extra.op=relu", "op 'relu' takes 1 input(s), got 0", 16),
+])
+def test_every_kind_of_set_error_points_at_the_override(assignment, message, col):
+    err = error_of(TINY, ["vars.ch=4", assignment])
+    assert message in err.message
+    assert (err.loc.file, err.loc.line, err.loc.col) == ("<--set 2>", 1, col)
+    assert "Traceback" not in err.render() and assignment in err.render()
+
+
+def test_a_downstream_error_names_the_file_place_in_the_hint():
+    err = error_of(TINY, ["graphs.G.nodes.linear.out=100"])
+    assert err.hint.startswith(f"this override makes the spec fail at {TINY}:14:")
+
+
+def test_an_error_of_the_spec_itself_stays_in_the_file(tmp_path):
+    broken = variant(tmp_path, "extends: tiny.yaml\ngraphs: {G: {nodes: {linear: {out: 100}}}}\n")
+    err = error_of(broken, ["vars.ch=4"])
+    assert err.loc.file == str(tmp_path / "tiny.yaml") and "cannot reshape vector[100]" in err.message
+    assert not err.hint.startswith("this override")
+
+
+def test_zoo_check_blames_a_train_error_on_the_override(capsys):
+    code = main(["check", str(TINY), "--set", "train.ortho_reg.exclude=[sharde]"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("<--set 1>:1:") and "did you mean 'shared'?" in err

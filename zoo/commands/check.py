@@ -13,17 +13,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from biggan_zoo.compiler.api import load_spec
+    from biggan_zoo.compiler.api import blame_overrides, load_spec
     from biggan_zoo.compiler.diagnostics import SpecError
     from biggan_zoo.commands.common import spec_files
-    from biggan_zoo.train_config import check_train
 
     failed = 0
     files = spec_files(args.targets)
     for path in files:
         try:
-            spec = load_spec(path, args.overrides)
-            check_train(spec)
+            spec = blame_overrides(args.overrides, lambda given: _checked(load_spec(path, given)))
         except SpecError as e:
             failed += 1
             print(e.render(), file=sys.stderr)
@@ -33,3 +31,10 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"{failed} of {len(files)} spec(s) failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _checked(spec):  # noqa: ANN001, ANN202 - a LoadedSpec, returned once its `train` section is valid
+    from biggan_zoo.train_config import check_train
+
+    check_train(spec)
+    return spec
