@@ -185,25 +185,34 @@ def _base_path(doc: Document, path: Path, base_ref: str, roots: tuple[Path, ...]
 
 
 def merge(base: Document, child: Document) -> Document:
-    """Deep-merge `child` over `base`; every location stays with the file that set the value."""
+    """Deep-merge `child` over `base`; every location stays with the file that set the value.
+
+    Maps merge, lists replace, null deletes; a node given with a different `op` replaces the base's node.
+    """
     data = _merge_values(base.data, child.data)
     locs = {p: l for p, l in base.locs.items() if _exists(data, p)}
     locs.update({p: l for p, l in child.locs.items() if _exists(data, p)})
     return Document(data, locs, child.file)
 
 
-def _merge_values(base: Any, child: Any) -> Any:
-    if isinstance(base, dict) and isinstance(child, dict):
+def _merge_values(base: Any, child: Any, path: Path_ = ()) -> Any:
+    if isinstance(base, dict) and isinstance(child, dict) and not _replaces_node(base, child, path):
         out = dict(base)
         for key, value in child.items():
             if value is None:
                 out.pop(key, None)
             elif key in out:
-                out[key] = _merge_values(out[key], value)
+                out[key] = _merge_values(out[key], value, path + (key,))
             else:
                 out[key] = _strip_nulls(value)
         return out
     return _strip_nulls(child)
+
+
+def _replaces_node(base: dict, child: dict, path: Path_) -> bool:
+    """A node whose `op` the child changes is replaced, not merged: the old op's fields would not fit."""
+    is_node = len(path) == 4 and path[0] == "graphs" and path[2] == "nodes"
+    return is_node and "op" in child and child["op"] != base.get("op")
 
 
 def _strip_nulls(value: Any) -> Any:

@@ -129,3 +129,26 @@ def test_zoo_check_blames_a_train_error_on_the_override(capsys):
     code = main(["check", str(TINY), "--set", "train.ortho_reg.exclude=[sharde]"])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("<--set 1>:1:") and "did you mean 'shared'?" in err
+
+
+# --- 3. a changed op replaces the node ------------------------------------------------------------
+
+def test_a_node_given_another_op_replaces_the_base_node(tmp_path):
+    path = variant(tmp_path, "extends: tiny.yaml\nvars: {ch: 8}\ngraphs: {D: {nodes: {block2: {op: self_attention, "
+                   "inputs: [block1]}, act: {op: d_block, inputs: [block2], out: 16}}}}\n")
+    spec = load_spec(path)
+    assert spec.data["graphs"]["D"]["nodes"]["block2"] == {"op": "self_attention", "inputs": ["block1"]}
+    assert spec.doc.loc(("graphs", "D", "nodes", "block2", "inputs")).file == str(path)
+
+
+def test_a_node_with_the_same_op_still_merges(tmp_path):
+    spec = load_spec(variant(tmp_path, "extends: tiny.yaml\ngraphs: {G: {nodes: {block2: {op: g_block, "
+                             "out: 8}}}}\n"))
+    assert spec.data["graphs"]["G"]["nodes"]["block2"]["inputs"] == ["block1", "shared", "z_split.2"]
+
+
+def test_errors_of_a_replaced_node_name_the_child_file(tmp_path):
+    path = variant(tmp_path, "extends: tiny.yaml\ngraphs: {G: {nodes: {block2: {op: conv2d, "
+                   "inputs: [block1]}}}}\n")
+    err = error_of(path)
+    assert err.message == "required field 'out' is missing" and err.loc.file == str(path)
