@@ -9,6 +9,7 @@ MAX_FILE_BYTES = 256_000            # a spec larger than this is refused before 
 MAX_DEPTH = 32                      # nesting depth of maps and lists
 MAX_VALUES = 50_000                 # values after alias expansion ("billion laughs")
 MAX_EXTENDS_DEPTH = 16              # length of an `extends:` chain
+MAX_EXTENDS_FILES = 64              # files one spec reads through `extends` (lists of bases included)
 MAX_EXPR_CHARS = 500                # characters inside one `${...}`
 MAX_EXPR_NODES = 200                # AST nodes in one expression
 MAX_EXPR_DEPTH = 40                 # nesting depth of one expression's syntax tree

@@ -117,12 +117,19 @@ def read_file(path: Path) -> Document:
 # --- extends, merge, --set ----------------------------------------------------------------
 
 def load_document(source: str | Path, _chain: tuple[Path, ...] = (), _at: Location | None = None,
-                  _roots: tuple[Path, ...] = ()) -> Document:
-    """Read a spec and resolve its `extends:` chain (maps merge, lists replace, null deletes).
+                  _roots: tuple[Path, ...] = (), _read: list[int] | None = None) -> Document:
+    """Read a spec and resolve its `extends:` (maps merge, lists replace, null deletes).
 
-    A base is found next to the spec that names it, or in the catalog; it must lie inside the first
-    spec's folder tree or a catalog folder, so a spec cannot make zoo read (and quote) other files.
+    `extends` names one base or a list of them (`[biggan128.yaml, mixins/no_shared.yaml]`): they are
+    merged in order, each over the ones before, and the spec over all of them. A base is found next to the
+    spec that names it, or in the catalog; it must lie inside the first spec's folder tree or a catalog
+    folder, so a spec cannot make zoo read (and quote) other files.
     """
+    _read = [0] if _read is None else _read
+    _read[0] += 1
+    if _read[0] > limits.MAX_EXTENDS_FILES:
+        raise SpecError(f"`extends` reads more than {limits.MAX_EXTENDS_FILES} files", loc=_at, path="extends",
+                        hint="a variant names a few bases; do its bases extend each other in a loop of lists?")
     path = source if isinstance(source, Path) else resolve_name(source)
     try:
         real = path.resolve()
@@ -143,21 +150,32 @@ def load_document(source: str | Path, _chain: tuple[Path, ...] = (), _at: Locati
     base_ref = doc.data.pop("extends", None)
     if base_ref is None:
         return doc
-    if not isinstance(base_ref, str) or not base_ref.strip() or "\0" in base_ref:
-        raise doc.error(("extends",), "`extends` must be a file name", hint="e.g. extends: biggan128.yaml")
-    base_path = _base_path(doc, path, base_ref, roots)
-    base = load_document(base_path, (*_chain, real), doc.loc(("extends",)), roots)
-    return merge(base, doc)
+    refs = [(("extends", i), ref) for i, ref in enumerate(base_ref)] if isinstance(base_ref, list) else [
+        (("extends",), base_ref)]
+    if not refs:
+        raise doc.error(("extends",), "`extends` is an empty list",
+                        hint="name one base or a list of them, e.g. extends: [biggan128.yaml, mixins/no_shared.yaml]")
+    merged: Document | None = None
+    for at, ref in refs:
+        if not isinstance(ref, str) or not ref.strip() or "\0" in ref:
+            raise doc.error(at, "`extends` must be a file name or a list of file names",
+                            hint="e.g. extends: biggan128.yaml, or extends: [biggan128.yaml, mixins/no_shared.yaml]")
+        base_path = _base_path(doc, path, ref, roots, at)
+        base = load_document(base_path, (*_chain, real), doc.loc(at), roots, _read)
+        merged = base if merged is None else merge(merged, base)
+    assert merged is not None
+    return merge(merged, doc)
 
 
-def _base_path(doc: Document, path: Path, base_ref: str, roots: tuple[Path, ...]) -> Path:
+def _base_path(doc: Document, path: Path, base_ref: str, roots: tuple[Path, ...],
+               at: Path_ = ("extends",)) -> Path:
     """The file `extends: base_ref` names, refused (located, never read) when it lies outside `roots`."""
     if os.path.isabs(base_ref) or base_ref.startswith("~"):
-        raise doc.error(("extends",), f"`extends` names an absolute path '{base_ref[:80]}'",
+        raise doc.error(at, f"`extends` names an absolute path '{base_ref[:80]}'",
                         hint="name a spec in this spec's folder (a relative path) or in the catalog")
     candidate = Path(os.path.normpath(path.parent / base_ref))
     if candidate.suffix not in catalog.SUFFIXES:
-        raise doc.error(("extends",), f"`extends` must name a spec file (*.yaml, *.yml, *.json), got "
+        raise doc.error(at, f"`extends` must name a spec file (*.yaml, *.yml, *.json), got "
                         f"'{base_ref[:80]}'", hint="e.g. extends: biggan128.yaml")
     try:
         exists = candidate.exists() or candidate.is_symlink()
@@ -170,16 +188,16 @@ def _base_path(doc: Document, path: Path, base_ref: str, roots: tuple[Path, ...]
             found = None
         if found is None:
             hint = did_you_mean(Path(base_ref).stem, catalog.names()) if catalog.is_plain_name(base_ref) else ""
-            raise doc.error(("extends",), f"cannot find '{base_ref[:80]}' (relative to {path.parent})",
+            raise doc.error(at, f"cannot find '{base_ref[:80]}' (relative to {path.parent})",
                             hint=(hint + "; " if hint else "") + "run `zoo list` to see the catalog")
         candidate = found
     allowed = (*roots, *(f.path.resolve() for f in catalog.folders()))
     try:
         target = candidate.resolve(strict=False)
     except (OSError, RuntimeError):  # a loop of symbolic links
-        raise doc.error(("extends",), f"`extends` names '{base_ref[:80]}', a loop of symbolic links") from None
+        raise doc.error(at, f"`extends` names '{base_ref[:80]}', a loop of symbolic links") from None
     if not any(target == root or target.is_relative_to(root) for root in allowed):
-        raise doc.error(("extends",), f"`extends` names '{base_ref[:80]}', which is outside this spec's folder "
+        raise doc.error(at, f"`extends` names '{base_ref[:80]}', which is outside this spec's folder "
                         "and the catalog", hint="copy the base spec next to this one, or into a catalog folder")
     return candidate
 

@@ -152,3 +152,54 @@ def test_errors_of_a_replaced_node_name_the_child_file(tmp_path):
                    "inputs: [block1]}}}}\n")
     err = error_of(path)
     assert err.message == "required field 'out' is missing" and err.loc.file == str(path)
+
+
+# --- 4. a list of bases, --trace -----------------------------------------------------------------
+
+def test_bases_apply_in_order_each_value_remembering_its_file(tmp_path):
+    variant(tmp_path, "vars: {ch: 8}\ntrain: {batch_size: 16}\n", "mixins/wide.yaml")
+    variant(tmp_path, "vars: {ch: 6}\n", "mixins/narrow.yaml")
+    path = variant(tmp_path, "extends: [tiny.yaml, mixins/wide.yaml, mixins/narrow.yaml]\n")
+    spec = load_spec(path)
+    assert spec.data["vars"]["ch"] == 6 and spec.data["train"]["batch_size"] == 16
+    assert spec.doc.loc(("vars", "ch")).file == str(tmp_path / "mixins" / "narrow.yaml")
+    assert spec.doc.loc(("train", "batch_size")).file == str(tmp_path / "mixins" / "wide.yaml")
+    assert spec.doc.loc(("vars", "z_chunk")).file == str(tmp_path / "tiny.yaml")
+
+
+def test_a_list_of_bases_is_cycle_checked(tmp_path):
+    variant(tmp_path, "extends: [tiny.yaml, b.yaml]\n", "a.yaml")
+    path = variant(tmp_path, "extends: [tiny.yaml, a.yaml]\n", "b.yaml")
+    err = error_of(path)
+    assert "`extends` cycle: b.yaml -> a.yaml -> b.yaml" in err.message and err.loc.col == 22
+
+
+def test_the_files_extends_reads_are_bounded(tmp_path):
+    variant(tmp_path, "vars: {ch: 4}\n", "m0.yaml")
+    for i in range(1, 8):  # each level names the one below twice: 2^7 reads without a bound
+        variant(tmp_path, f"extends: [m{i - 1}.yaml, m{i - 1}.yaml]\n", f"m{i}.yaml")
+    err = error_of(variant(tmp_path, "extends: [tiny.yaml, m7.yaml]\n"))
+    assert "`extends` reads more than 64 files" in err.message
+
+
+@pytest.mark.parametrize("name, base_files", [
+    ("biggan128_no_shared", {"no_skip_z.yaml", "no_shared.yaml"}),
+    ("biggan128_no_skip_z", {"no_skip_z.yaml"}),
+    ("biggan128_no_ortho", {"no_ortho.yaml"}),
+])
+def test_table1_ablations_are_made_of_mixins(name, base_files):
+    text = (ROOT / "specs" / f"{name}.yaml").read_text()
+    assert len([line for line in text.splitlines() if not line.startswith(" ")]) <= 4  # comment, extends, description
+    files = {loc.file for loc in load_spec(name).doc.locs.values()}
+    assert {str(ROOT / "specs" / "mixins" / f) for f in base_files} <= files
+
+
+def test_expand_trace_names_the_file_of_each_value(capsys):
+    code = main(["expand", "biggan128_no_shared", "--trace", "--set", "vars.ch=32"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert "vars.ch = 32  # <--set 1>:1:9" in lines
+    inputs = next(line for line in lines if line.startswith("graphs.G.nodes.block1.inputs = "))
+    assert inputs.endswith("specs/mixins/no_shared.yaml:10:24") and '["stem", "y"]' in inputs
+    out = next(line for line in lines if line.startswith("graphs.G.nodes.block1.out = "))
+    assert out.startswith("graphs.G.nodes.block1.out = 512  (${16 * ch})  # ") and "specs/biggan128.yaml:18:" in out
