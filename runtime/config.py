@@ -67,6 +67,21 @@ class EvalConfig(_Strict):
     inception: str | None = Field(None, description="Inception weights file (default: as `zoo eval` finds it).")
 
 
+class CollapseConfig(_Strict):
+    """Thresholds of the collapse detector (runtime/collapse.py), applied at each metrics record."""
+
+    sigma_factor: float = Field(4.0, gt=1, description="A layer's sigma_0 above this many times the median of "
+                                "its last `window` logged values is a jump.")
+    gap_factor: float = Field(4.0, gt=1, description="D's logit gap (mean real logit - mean fake logit) above "
+                              "this many times its recent median (and above gap_floor) is a divergence.")
+    gap_floor: float = Field(4.0, gt=0, description="The logit gap must also exceed this to count (hinge "
+                             "margins put a well-trained D near 2).")
+    window: int = Field(8, ge=2, le=10_000, description="Logged records each median is taken over.")
+    warmup: int = Field(4, ge=1, le=1_000_000, description="Records to collect before any rule applies.")
+    confirm: int = Field(3, ge=1, le=1000, description="Successive records the logit gap must stay above its "
+                         "threshold before it counts (one noisy batch is not a divergence).")
+
+
 class TrainConfig(_Strict):
     """How to train a G/D pair: the BigGAN recipe with its knobs."""
 
@@ -105,6 +120,10 @@ class TrainConfig(_Strict):
         None, description="Dataset: a folder with one sub-folder per class, or 'builtin:shapes'."
     )
     eval: EvalConfig | None = Field(None, description="FID/IS/KID during training; null: none.")
+    collapse: CollapseConfig = Field(default_factory=CollapseConfig,
+                                     description="Collapse detector thresholds (a warning, and the last "
+                                     "checkpoint before it kept).")
+    stop_on_collapse: bool = Field(False, description="Stop (saved, resumable) when the collapse detector fires.")
     citation: str | None = Field(None, description="Where this recipe comes from (paper, table, script).")
     notes: str | None = Field(None, description="Free text about the recipe.")
 

@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -26,10 +26,15 @@ from biggan_zoo.runtime.files import StorageError, write_bytes_atomically
 from biggan_zoo.runtime.lock import RunLock, RunLockedError
 from biggan_zoo.runtime.losses import discriminator_loss, generator_loss
 from biggan_zoo.runtime.ortho import add_ortho_grad
-from biggan_zoo.runtime.progress import RunLog, truncate_metrics
+from biggan_zoo.runtime.monitor import TrainingMonitor
+from biggan_zoo.runtime.progress import RunLog, read_metrics, truncate_metrics
+from biggan_zoo.runtime.resume_rules import HISTORY_FILE, SpecChange, apply_recipe, check_resume, record_changes
+from biggan_zoo.runtime.spectra import gradient_norm
+from biggan_zoo.runtime.step import Batch, LatentSampler, StepLosses, batches_from, next_batch
 
 SampleFn = Callable[[nn.Module, int, Path], Any]
 LOSS_NAMES = ("D_real", "D_fake", "G")
+DIAGNOSTIC_NAMES = ("D_logit_real", "D_logit_fake", "grad_norm/G", "grad_norm/D")  # at each log step
 
 
 class TrainingError(UserError):
@@ -69,11 +74,18 @@ def _no_sync(module: nn.Module, last_micro_step: bool) -> contextlib.AbstractCon
 class Trainer:
     """Trains G and D with the BigGAN recipe of ``cfg``; writes metrics, samples and checkpoints to ``run_dir``."""
 
-    def __init__(self, G: nn.Module, D: nn.Module, cfg: TrainConfig, *, z_dim: int, n_classes: int, dataset: Dataset,
-                 run_dir: str | Path, spec: dict[str, Any], device: str | torch.device = "cpu",
-                 sample_fn: SampleFn | None = None, dist: Any = None, num_workers: int = 0,
-                 progress_bar: bool = True, truncation: float | None = None, evaluation: Any = None) -> None:
+    def __init__(self, G: nn.Module, D: nn.Module, cfg: TrainConfig, *, z_dim: int, n_classes: int,
+                 dataset: Dataset | None = None, run_dir: str | Path | None = None, spec: dict[str, Any] | None = None,
+                 device: str | torch.device = "cpu", sample_fn: SampleFn | None = None, dist: Any = None,
+                 num_workers: int = 0, progress_bar: bool = True, truncation: float | None = None,
+                 evaluation: Any = None, data: Iterator[Batch] | None = None,
+                 latent_sampler: LatentSampler | None = None) -> None:
         """Models may be DDP-wrapped; optimisers, EMA and checkpoints use the wrapped ``.module``.
+
+        ``dataset`` and ``run_dir`` are needed by ``fit`` only; ``spec`` (stored in checkpoints, compared on
+        resume) defaults to ``{"train": <cfg>}``. ``train_step`` uses, where not given batches: ``data``, an
+        iterator of real (images, labels) micro-batches, else ``dataset``; ``latent_sampler(n) -> (z, y)``,
+        else latents drawn from (seed, step) as ``fit`` draws them.
 
         ``evaluation``: a ``runtime.eval.during_training.TrainingEval`` (scores of the EMA G every N steps,
         logged to the metrics; the best checkpoint by FID is kept), or None.
@@ -85,7 +97,11 @@ class Trainer:
         self.g_extra: tuple[float, ...] = () if truncation is None else (truncation,)
         self.G_raw, self.D_raw = unwrap(G), unwrap(D)
         self.z_dim, self.n_classes, self.dataset = z_dim, n_classes, dataset
-        self.run_dir, self.spec, self.device = Path(run_dir), spec, torch.device(device)
+        self._run_dir = Path(run_dir) if run_dir is not None else None
+        self.spec = spec if spec is not None else {"train": cfg.model_dump(mode="json")}
+        self.device = torch.device(device)
+        self.data, self.latent_sampler = data, latent_sampler
+        self._step_stream: DataStream | None = None
         self.sample_fn, self.dist = sample_fn, dist or SingleProcess()
         self.evaluation = evaluation
         self.num_workers, self.progress_bar = num_workers, progress_bar
@@ -93,10 +109,8 @@ class Trainer:
             self.micro = {net: micro_batch_size(cfg, net, self.dist.world_size) for net in ("G", "D")}
         except ValueError as error:
             raise TrainingError(str(error)) from None
-        self.opt = {
-            "G": torch.optim.Adam(self.G_raw.parameters(), lr=cfg.lr.G, betas=cfg.betas, eps=cfg.eps),
-            "D": torch.optim.Adam(self.D_raw.parameters(), lr=cfg.lr.D, betas=cfg.betas, eps=cfg.eps),
-        }
+        self.opt = {"G": torch.optim.Adam(self.G_raw.parameters(), **self._adam_settings("G")),
+                    "D": torch.optim.Adam(self.D_raw.parameters(), **self._adam_settings("D"))}
         fp16 = cfg.precision == "fp16"
         self.scaler = {net: torch.amp.GradScaler(self.device.type, enabled=fp16) for net in ("G", "D")}
         self.ema = Ema(self.G_raw, cfg.ema.decay, cfg.ema.start) if cfg.ema else None
@@ -109,7 +123,66 @@ class Trainer:
         self._last_saved: Path | None = None
         self._saved_step = -1  # known on every process, unlike the path (only the main one saves)
 
+    @property
+    def run_dir(self) -> Path:
+        """The run folder (``fit`` writes it); a TrainingError for a trainer made without one."""
+        if self._run_dir is None:
+            raise TrainingError("this Trainer has no run folder: give run_dir=... to fit, sample or save")
+        return self._run_dir
+
     # -- one iteration -------------------------------------------------------------------------------
+    def train_step(self, real: Sequence[Batch] | None = None, latents: Sequence[Batch] | None = None) -> StepLosses:
+        """Run one iteration (``d_steps`` D updates, one G update, the EMA's) and return every loss; no files.
+
+        ``real``: ``d_steps x accumulate.D`` (images, labels) micro-batches of ``batch_size / accumulate.D``
+        each (per process); default: the ``data`` iterator, else the dataset in ``fit``'s order.
+        ``latents``: ``d_steps x accumulate.D`` (z, y) micro-batches for the D steps, then ``accumulate.G``
+        for the G step; default: ``latent_sampler``, else drawn from (seed, step) as in ``fit``.
+        """
+        cfg = self.cfg
+        n_real = cfg.d_steps * cfg.accumulate.D
+        try:
+            given_real = batches_from(real, n_real, "real")
+            given_latents = batches_from(latents, n_real + cfg.accumulate.G, "latent")
+        except ValueError as error:
+            raise TrainingError(str(error)) from None
+        if given_real is not None:
+            next_real = lambda: next(given_real)  # noqa: E731
+        elif self.data is not None:
+            next_real = lambda: next_batch(self.data, "data")  # noqa: E731
+        elif self.dataset is not None:
+            if self._step_stream is None:
+                self._step_stream = DataStream(self.dataset, self.micro["D"], cfg.seed, start=self.consumed,
+                                               rank=self.dist.rank, world_size=self.dist.world_size)
+            next_real = self._step_stream.next
+        else:
+            raise TrainingError("train_step needs real images: pass real=[(images, labels), ...], or give the "
+                                "Trainer data=<iterator> or dataset=...")
+        if given_latents is not None:
+            def next_latents(net: str) -> list[Batch]:
+                return [tuple(t.to(self.device) for t in next(given_latents))  # type: ignore[misc]
+                        for _ in range(getattr(cfg.accumulate, net))]
+        elif self.latent_sampler is not None:
+            def next_latents(net: str) -> list[Batch]:
+                return [self.latent_sampler(self.micro[net]) for _ in range(getattr(cfg.accumulate, net))]
+        else:
+            self._seed_latents()
+            next_latents = self._latents
+        try:
+            out = self._iteration(next_real, next_latents, measure=True)
+        except ValueError as error:
+            if "exhausted" in str(error):
+                raise TrainingError(str(error)) from None
+            raise
+        self.step += 1
+        if self._step_stream is not None and given_real is None and self.data is None:
+            self.consumed = self._step_stream.consumed
+        rows_real = [[float(v) for v in row] for row in out["D_real"]]
+        rows_fake = [[float(v) for v in row] for row in out["D_fake"]]
+        logits = (out["logit_sums"] / out["logit_count"]).tolist()
+        return StepLosses(self.step, rows_real, rows_fake, [float(v) for v in out["G"]], logits[0], logits[1],
+                          {"G": float(out["grad_norm/G"]), "D": float(out["grad_norm/D"])})
+
     def _autocast(self) -> contextlib.AbstractContextManager:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.precision)
         return torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
@@ -128,19 +201,26 @@ class Trainer:
         starts = [(m * world + self.dist.rank) * micro for m in range(getattr(self.cfg.accumulate, net))]
         return [(z[start:start + micro], y[start:start + micro]) for start in starts]
 
-    def _train_step(self, stream: DataStream) -> torch.Tensor:
+    def _iteration(self, next_real: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                   next_latents: Callable[[str], list[tuple[torch.Tensor, torch.Tensor]]],
+                   measure: bool) -> dict[str, Any]:
+        """One iteration: ``d_steps`` D updates, then one G update (and the EMA's).
+
+        Returns detached tensors, no host sync: per-micro-step losses ``D_real``/``D_fake`` (lists of lists)
+        and ``G`` (a list), D's summed logits on real/fake and their count, and with ``measure`` the
+        gradient norms of the last D update and the G update.
+        """
         cfg, micro_d = self.cfg, self.micro["D"]
-        # z/labels depend only on (seed, step), so a resumed process needs no generator state, and every
-        # process draws the same global batch and takes its own slice of it (see _latents).
-        seed = int(np.random.SeedSequence([cfg.seed, self.step]).generate_state(1)[0])
-        self.z_generator.manual_seed(seed)
         self.G.train()  # the reference keeps G in train mode during D steps too (BN stats and SN update)
         self.D.train()
-        d_real = d_fake = torch.zeros((), device=self.device)
+        out: dict[str, Any] = {"D_real": [], "D_fake": [], "G": [], "logit_sums": torch.zeros(2, device=self.device),
+                               "logit_count": 0}
         for _ in range(cfg.d_steps):
             self.opt["D"].zero_grad(set_to_none=True)
-            for micro, (z, y_fake) in enumerate(self._latents("D")):
-                images, labels = stream.next()
+            out["D_real"].append([])
+            out["D_fake"].append([])
+            for micro, (z, y_fake) in enumerate(next_latents("D")):
+                images, labels = next_real()
                 images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
                 with torch.no_grad(), self._autocast():
                     fake = self.G_raw(z, y_fake, *self.g_extra)
@@ -149,8 +229,14 @@ class Trainer:
                     logits = self.D(torch.cat([fake.to(images.dtype), images]), torch.cat([y_fake, labels]))
                     loss_real, loss_fake = discriminator_loss(cfg.loss, logits[micro_d:], logits[:micro_d])
                     self.scaler["D"].scale((loss_real + loss_fake) / cfg.accumulate.D).backward()
-                d_real = d_real + loss_real.detach() / (cfg.accumulate.D * cfg.d_steps)
-                d_fake = d_fake + loss_fake.detach() / (cfg.accumulate.D * cfg.d_steps)
+                out["D_real"][-1].append(loss_real.detach())
+                out["D_fake"][-1].append(loss_fake.detach())
+                flat = logits.detach().float().reshape(len(logits), -1).mean(1)
+                out["logit_sums"] += torch.stack([flat[micro_d:].mean(), flat[:micro_d].mean()])
+                out["logit_count"] += 1
+            if measure:
+                self.scaler["D"].unscale_(self.opt["D"])  # step() would unscale the same way
+                out["grad_norm/D"] = gradient_norm(self.D_raw.parameters(), self.device)
             self.scaler["D"].step(self.opt["D"])
             self.scaler["D"].update()
 
@@ -159,15 +245,16 @@ class Trainer:
             param.requires_grad_(False)
         try:
             self.opt["G"].zero_grad(set_to_none=True)
-            g_loss = torch.zeros((), device=self.device)
-            for micro, (z, y) in enumerate(self._latents("G")):
+            for micro, (z, y) in enumerate(next_latents("G")):
                 # D unwrapped: only G's gradients are all-reduced in a distributed run.
                 with _no_sync(self.G, micro == cfg.accumulate.G - 1), self._autocast():
                     loss = generator_loss(cfg.loss, self.D_raw(self.G(z, y, *self.g_extra), y))
                     self.scaler["G"].scale(loss / cfg.accumulate.G).backward()
-                g_loss = g_loss + loss.detach() / cfg.accumulate.G
+                out["G"].append(loss.detach())
             self.scaler["G"].unscale_(self.opt["G"])
             add_ortho_grad(self.G_raw, cfg.ortho_reg.beta, cfg.ortho_reg.exclude)
+            if measure:
+                out["grad_norm/G"] = gradient_norm(self.G_raw.parameters(), self.device)
             self.scaler["G"].step(self.opt["G"])
             self.scaler["G"].update()
         finally:
@@ -175,7 +262,35 @@ class Trainer:
                 param.requires_grad_(True)
         if self.ema is not None:  # once per optimiser step, never per accumulation micro-step
             self.ema.update(self.step + 1)
-        return torch.stack([d_real, d_fake, g_loss]).float()
+        return out
+
+    def _seed_latents(self) -> None:
+        # z/labels depend only on (seed, step), so a resumed process needs no generator state, and every
+        # process draws the same global batch and takes its own slice of it (see _latents).
+        seed = int(np.random.SeedSequence([self.cfg.seed, self.step]).generate_state(1)[0])
+        self.z_generator.manual_seed(seed)
+
+    def _train_step(self, stream: DataStream, measure: bool = False) -> torch.Tensor:
+        """One iteration of ``fit``: [D_real, D_fake, G, D_logit_real, D_logit_fake, grad_norm/G, grad_norm/D].
+
+        Losses are means over all D steps and micro-steps (G: over its micro-steps); the gradient norms
+        are 0 unless ``measure``.
+        """
+        self._seed_latents()
+        out = self._iteration(stream.next, self._latents, measure)
+        cfg = self.cfg
+        d_real = d_fake = torch.zeros((), device=self.device)
+        for row_real, row_fake in zip(out["D_real"], out["D_fake"]):
+            for loss_real, loss_fake in zip(row_real, row_fake):
+                d_real = d_real + loss_real / (cfg.accumulate.D * cfg.d_steps)
+                d_fake = d_fake + loss_fake / (cfg.accumulate.D * cfg.d_steps)
+        g_loss = torch.zeros((), device=self.device)
+        for loss in out["G"]:
+            g_loss = g_loss + loss / cfg.accumulate.G
+        zero = torch.zeros((), device=self.device)
+        logits = out["logit_sums"] / out["logit_count"]
+        return torch.stack([d_real, d_fake, g_loss, logits[0], logits[1], out.get("grad_norm/G", zero),
+                            out.get("grad_norm/D", zero)]).float()
 
     # -- state ---------------------------------------------------------------------------------------
     def _tensors_and_state(self) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
@@ -208,10 +323,17 @@ class Trainer:
         if wait:
             self.dist.barrier()
 
-    def _restore(self, path: Path) -> None:
-        checkpoint = load_checkpoint(path, expected_spec=self.spec)
+    def _adam_settings(self, net: str) -> dict[str, Any]:
+        return {"lr": getattr(self.cfg.lr, net), "betas": tuple(self.cfg.betas), "eps": self.cfg.eps}
+
+    def _restore(self, path: Path) -> list[SpecChange]:
+        """Load the checkpoint at ``path``; returns the recipe changes since it was written (see resume_rules)."""
+        checkpoint = load_checkpoint(path)
+        changes = check_resume(checkpoint.spec, self.spec, path,
+                               lambda train: TrainConfig.model_validate(train).model_dump(mode="json"))
         try:
             self._apply_checkpoint(checkpoint)
+            apply_recipe(self.opt, {net: self._adam_settings(net) for net in self.opt})  # the current lr, ...
         except CheckpointError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError, OverflowError, AttributeError) as error:
@@ -219,6 +341,7 @@ class Trainer:
             raise CheckpointError(f"'{path}' cannot be resumed: its trainer state does not fit this run "
                                   f"({type(error).__name__}{': ' + detail if detail else ''}); the checkpoint is "
                                   "corrupt or from another zoo version: resume from an earlier one") from None
+        return changes
 
     def _apply_checkpoint(self, checkpoint: Any) -> None:
         """Check a checkpoint's tensors and state against this trainer, then load them (the checks come first)."""
@@ -321,8 +444,14 @@ class Trainer:
             return None  # a second fit() on this trainer continues from its in-memory state
         latest = latest_checkpoint(self.run_dir)
         if resume and latest is not None:
-            self._restore(latest)
-            return f"resumed from '{latest}' at step {self.step}"
+            changes = self._restore(latest)
+            message = f"resumed from '{latest}' at step {self.step}"
+            if changes:
+                if self.dist.is_main:
+                    record_changes(self.run_dir, self.step, changes)
+                message += (f" with {len(changes)} spec change(s), recorded in {self.run_dir / HISTORY_FILE}:\n  "
+                            + "\n  ".join(change.describe() for change in changes))
+            return message
         if not resume and list_checkpoints(self.run_dir):
             raise TrainingError(f"'{self.run_dir}' already holds checkpoints of a run; resume it "
                                 "(resume=True / --resume) or choose a new run directory")
@@ -402,7 +531,7 @@ class Trainer:
         """
         stop = torch.tensor([float(self._signal is not None)], device=losses.device)
         agreed = self.dist.all_mean(torch.cat([losses, stop])).tolist()
-        return agreed[:3], agreed[3] > 0
+        return agreed[:-1], agreed[-1] > 0
 
     def fit(self, steps: int, resume: bool = False) -> dict[str, Any]:
         """Train until ``steps`` total iterations (counting those of a resumed run); returns a summary.
@@ -414,6 +543,8 @@ class Trainer:
         so does a collective that fails because another process died (a clear TrainingError per rank).
         """
         main = self.dist.is_main
+        if self.dataset is None:
+            raise TrainingError("fit needs a dataset: give the Trainer dataset=... (train_step alone does not)")
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:  # a file of that name, no permission, a read-only disk
@@ -470,17 +601,21 @@ class Trainer:
         first_step, last_sampled, since_record = self.step, -1, 0
         fit_started = record_started = time.perf_counter()
         elapsed_before = self.elapsed
-        stop = False
+        stop = collapsed = False
+        monitor = TrainingMonitor(self.cfg, self.run_dir, main, log.message)
+        # every process reads the shared run folder, so all detectors hold the same history and agree on a stop
+        monitor.warm([r for r in read_metrics(self.run_dir) if r["step"] <= self.step] if self.step > 0 else [])
         try:
             while self.step < steps and not stop:
+                measure = (self.step + 1) % self.cfg.log_every == 0
                 with self._peers_alive(), self._data_error_says_where():
-                    losses, stop = self._agree(self._train_step(stream))
+                    losses, stop = self._agree(self._train_step(stream, measure))
                 self.step, self.consumed, since_record = self.step + 1, stream.consumed, since_record + 1
                 self.elapsed = elapsed_before + time.perf_counter() - fit_started  # wall time over all resumes
                 for name, value in zip(LOSS_NAMES, losses):
                     if not np.isfinite(value):
                         raise self._non_finite(name, value)
-                self.window["sums"] = [s + v for s, v in zip(self.window["sums"], losses)]
+                self.window["sums"] = [s + v for s, v in zip(self.window["sums"], losses[:3])]
                 self.window["steps"] += 1
                 log.step()
                 if self.step % self.cfg.log_every == 0:
@@ -488,8 +623,13 @@ class Trainer:
                     # images/s counts real images through D (all processes) in this session's steps.
                     images = since_record * self.cfg.batch_size * self.cfg.d_steps
                     means = {n: s / self.window["steps"] for n, s in zip(LOSS_NAMES, self.window["sums"])}
-                    log.record({"step": self.step, **means, "seconds": self.elapsed,
-                                "images_per_s": images / max(now - record_started, 1e-9)})
+                    record = {"step": self.step, **means, "seconds": self.elapsed,
+                              "images_per_s": images / max(now - record_started, 1e-9),
+                              **dict(zip(DIAGNOSTIC_NAMES, losses[3:])),
+                              **monitor.spectra({"G": self.G_raw, "D": self.D_raw})}
+                    log.record(record)
+                    if monitor.after_record(record, self._last_saved):
+                        stop = collapsed = True
                     self.window, record_started, since_record = {"sums": [0.0, 0.0, 0.0], "steps": 0}, now, 0
                 if self.step % self.cfg.sample_every == 0:
                     self.sample()
@@ -504,6 +644,7 @@ class Trainer:
                 signal.signal(sig, handler)
             stream.close()
             log.close()
+            monitor.close()
         if self.step > first_step or self._saved_step < 0:
             if self._saved_step != self.step:
                 with self._peers_alive():
@@ -511,6 +652,8 @@ class Trainer:
             if last_sampled != self.step:
                 self.sample()
         interrupted = signal.Signals(self._signal).name if self._signal is not None else None
+        if collapsed and interrupted is None:
+            interrupted = "possible collapse (train.stop_on_collapse)"
         if stop and interrupted is None:
             interrupted = "a signal to another process"
         if interrupted:
@@ -518,4 +661,5 @@ class Trainer:
                         "Resume with resume=True (zoo train --resume).")
         self._signal = None
         return {"step": self.step, "checkpoint": str(self._last_saved) if self._last_saved else None,
-                "interrupted": interrupted, "seconds": self.elapsed, "run_dir": str(self.run_dir)}
+                "interrupted": interrupted, "seconds": self.elapsed, "run_dir": str(self.run_dir),
+                "collapse": [event.describe() for event in monitor.events]}

@@ -60,11 +60,28 @@ class TrainingEval:
         if best is not None and previous is not None and best["fid"] <= record["fid"]:
             return False
         try:
-            (checkpoint / KEEP_MARKER).write_text(f"best FID {record['fid']:.4f} at step {record['step']}\n")
+            marker = checkpoint / KEEP_MARKER
+            others = _other_reasons(marker)  # e.g. the last checkpoint before a collapse warning
+            marker.write_text("".join(f"{line}\n" for line in [f"best FID {record['fid']:.4f} at step "
+                                                                f"{record['step']}", *others]))
         except OSError as error:
             raise StorageError(f"cannot mark '{checkpoint}' as the best checkpoint: {reason(error)}") from None
         entry = {"checkpoint": f"checkpoints/{checkpoint.name}", **record}
         write_bytes_atomically(self.best_path, (json.dumps(entry, indent=2) + "\n").encode(), what="best.json")
         if previous is not None and previous.name != checkpoint.name:
-            (previous / KEEP_MARKER).unlink(missing_ok=True)  # pruned with the others from now on
+            marker = previous / KEEP_MARKER
+            others = _other_reasons(marker)
+            if others:  # still kept for another reason
+                marker.write_text("".join(f"{line}\n" for line in others))
+            else:
+                marker.unlink(missing_ok=True)  # pruned with the others from now on
         return True
+
+
+def _other_reasons(marker: Path) -> list[str]:
+    """The lines of a KEEP marker that are not about the best FID."""
+    try:
+        text = marker.read_text()
+    except FileNotFoundError:
+        return []
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("best FID")]

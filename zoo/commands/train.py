@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from biggan_zoo.commands.common import add_spec_args
 
     p = sub.add_parser("train", help="train G and D with the spec's recipe (BigGAN: hinge, EMA, ...)")
-    add_spec_args(p)
+    add_spec_args(p)  # SPEC may also be a run folder: `zoo train RUN_DIR --resume`
     p.add_argument("--data", default=None, help="folder with one sub-folder per class, or builtin:shapes "
                    "(default: the spec's train.data, else builtin:shapes)")
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run folder (default runs/<spec name>)")
@@ -93,6 +93,40 @@ def cost_before_launch(spec: Any, world_size: int, target: str, device_memory: i
     return text, f"this will probably run out of device memory; {fits}"
 
 
+def _spec_and_run_dir(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """The spec to train and the --out folder: SPEC may be a run folder (`zoo train RUN_DIR --resume`)."""
+    from biggan_zoo.cli import UsageError
+    from biggan_zoo.compiler.api import load_spec
+
+    folder = Path(args.spec)
+    if not folder.is_dir():
+        return load_spec(args.spec, args.overrides), args.out
+    if not args.resume:
+        raise UsageError(f"'{args.spec}' is a folder: `zoo train RUN_DIR --resume` continues a run; a new run "
+                         "takes a spec (file or catalog name)")
+    if args.out is not None and Path(args.out).resolve() != folder.resolve():
+        raise UsageError(f"--out {args.out} differs from the run folder '{args.spec}' being resumed: drop --out")
+    from biggan_zoo.generate import load_run_spec
+
+    return load_run_spec(folder, tuple(args.overrides)), str(folder)
+
+
+def _check_resumable(run_dir: Path, steps: int) -> None:
+    """--resume needs a checkpoint in RUN_DIR, and --steps beyond its step."""
+    from biggan_zoo.cli import UsageError
+    from biggan_zoo.runtime.checkpoint import latest_checkpoint
+    from biggan_zoo.runtime.train import TrainingError
+
+    latest = latest_checkpoint(run_dir) if run_dir.is_dir() else None
+    if latest is None:
+        raise TrainingError(f"--resume: '{run_dir}' holds no run to resume (no checkpoint); drop --resume to start "
+                            "a new run there, or give the run folder with --out")
+    step = int(latest.name.removeprefix("step_"))
+    if steps <= step:
+        raise UsageError(f"--steps {steps} is not beyond the run's step {step} ('{latest}'): give --steps "
+                         f"above {step} to train further")
+
+
 def run(args: argparse.Namespace) -> int:
     """Train; every process of a torchrun job runs this."""
     try:
@@ -116,7 +150,6 @@ def _train(args: argparse.Namespace) -> int:
     if args.weights is not None and args.resume:
         raise UsageError("--weights starts a new run and --resume continues one from its checkpoint: give one")
 
-    from biggan_zoo.compiler.api import load_spec
     from biggan_zoo.runtime import distributed
     from biggan_zoo.runtime.data import open_dataset
     from biggan_zoo.runtime.train import Trainer, TrainingError
@@ -126,7 +159,7 @@ def _train(args: argparse.Namespace) -> int:
     # Before joining the process group every process of a node sees the same spec and flags, so only
     # local rank 0 reports their errors (once per node, not once per GPU).
     with _reported_by(distributed.announces_errors()):
-        spec = load_spec(args.spec, args.overrides)
+        spec, args.out = _spec_and_run_dir(args)
         cfg = check_train(spec)
         weights = None
         if args.weights is not None:
@@ -150,6 +183,9 @@ def _train(args: argparse.Namespace) -> int:
                                 f"{model.n_classes}; set --set vars.n_classes={data_classes} or use fewer classes")
         run_dir = Path(args.out or Path("runs") / spec.name)
         resume = args.resume or group.restarted()  # torchrun --max-restarts: carry on from the last checkpoint
+        if args.resume and not group.restarted():
+            with _reported_by(group.is_main):
+                _check_resumable(run_dir, args.steps)
         if group.is_main:
             print(dataset.summary())
             for warning in getattr(dataset, "warnings", []):
