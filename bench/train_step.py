@@ -24,9 +24,9 @@ VARIANTS = {
 }
 
 
-def make_trainer(spec: str, batch: int, precision: str, channels_last: bool, compile: bool, run_dir: str,
+def make_trainer(spec: str, batch: int, precision: str, channels_last: bool, compile: bool,
                  d_steps: int | None = None, device: str = "cpu", overrides: tuple[str, ...] = ()):
-    """A Trainer over random data of the spec's resolution, with the spec's recipe at `batch`."""
+    """A Trainer over random data of the spec's resolution, with the spec's recipe at `batch` (no run folder)."""
     import biggan_zoo as zoo
     from biggan_zoo.runtime.train import Trainer
     from biggan_zoo.model import takes_truncation
@@ -47,8 +47,7 @@ def make_trainer(spec: str, batch: int, precision: str, channels_last: bool, com
     dataset = torch.utils.data.TensorDataset(images, labels)
     if compile:
         G, D = torch.compile(G), torch.compile(D)
-    trainer = Trainer(G, D, cfg, z_dim=model.z_dim, n_classes=model.n_classes, dataset=dataset, run_dir=run_dir,
-                      spec=model.spec.data, progress_bar=False, device=device,
+    trainer = Trainer(G, D, cfg, z_dim=model.z_dim, n_classes=model.n_classes, dataset=dataset, device=device,
                       truncation=1.0 if takes_truncation(model.spec) else None)
     return trainer, model, cfg
 
@@ -91,32 +90,23 @@ def main() -> None:
     parser.add_argument("--variants", default="eager,channels_last,bf16,bf16_channels_last")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    import tempfile
-
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{args.threads} CPU thread(s)"
     print(f"{args.spec} {' '.join(args.overrides)}: batch {args.batch}, {where}, torch {torch.__version__}")
     flops = None
     for name in args.variants.split(","):
-        with tempfile.TemporaryDirectory() as run_dir:
-            trainer, model, cfg = make_trainer(args.spec, args.batch, run_dir=run_dir, d_steps=args.d_steps,
-                                              device=args.device, overrides=tuple(args.overrides),
-                                              **VARIANTS[name])
-            if flops is None:
-                flops = iteration_flops(model, cfg, args.batch)
-                print(f"one iteration = {cfg.d_steps} D step(s) + 1 G step + EMA: {flops / 1e9:.1f} GFLOP")
-            from biggan_zoo.runtime.data import DataStream
-
-            stream = DataStream(trainer.dataset, trainer.micro["D"], cfg.seed)
-            times = []
-            for i in range(args.warmup + args.iters):
-                start = time.perf_counter()
-                trainer._train_step(stream)
-                trainer.step += 1
-                if args.device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                if i >= args.warmup:
-                    times.append(time.perf_counter() - start)
-            stream.close()
+        trainer, model, cfg = make_trainer(args.spec, args.batch, d_steps=args.d_steps, device=args.device,
+                                           overrides=tuple(args.overrides), **VARIANTS[name])
+        if flops is None:
+            flops = iteration_flops(model, cfg, args.batch)
+            print(f"one iteration = {cfg.d_steps} D step(s) + 1 G step + EMA: {flops / 1e9:.1f} GFLOP")
+        times = []
+        for i in range(args.warmup + args.iters):
+            start = time.perf_counter()
+            trainer.train_step(diagnostics=False)  # as fit() runs a step between log steps
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if i >= args.warmup:
+                times.append(time.perf_counter() - start)
         median = statistics.median(times)
         print(f"{name:>22}: {median:.3f} s/iter (min {min(times):.3f})  {args.batch * cfg.d_steps / median:7.1f} "
               f"real img/s  {flops / median / 1e9:6.1f} GFLOP/s")

@@ -131,13 +131,16 @@ class Trainer:
         return self._run_dir
 
     # -- one iteration -------------------------------------------------------------------------------
-    def train_step(self, real: Sequence[Batch] | None = None, latents: Sequence[Batch] | None = None) -> StepLosses:
+    def train_step(self, real: Sequence[Batch] | None = None, latents: Sequence[Batch] | None = None, *,
+                   diagnostics: bool = True) -> StepLosses:
         """Run one iteration (``d_steps`` D updates, one G update, the EMA's) and return every loss; no files.
 
         ``real``: ``d_steps x accumulate.D`` (images, labels) micro-batches of ``batch_size / accumulate.D``
         each (per process); default: the ``data`` iterator, else the dataset in ``fit``'s order.
         ``latents``: ``d_steps x accumulate.D`` (z, y) micro-batches for the D steps, then ``accumulate.G``
         for the G step; default: ``latent_sampler``, else drawn from (seed, step) as in ``fit``.
+        ``diagnostics``: measure the gradient norms (False: ``grad_norm`` is empty, as fit's steps between
+        log steps).
         """
         cfg = self.cfg
         n_real = cfg.d_steps * cfg.accumulate.D
@@ -169,7 +172,7 @@ class Trainer:
             self._seed_latents()
             next_latents = self._latents
         try:
-            out = self._iteration(next_real, next_latents, measure=True)
+            out = self._iteration(next_real, next_latents, measure=diagnostics)
         except ValueError as error:
             if "exhausted" in str(error):
                 raise TrainingError(str(error)) from None
@@ -180,8 +183,8 @@ class Trainer:
         rows_real = [[float(v) for v in row] for row in out["D_real"]]
         rows_fake = [[float(v) for v in row] for row in out["D_fake"]]
         logits = (out["logit_sums"] / out["logit_count"]).tolist()
-        return StepLosses(self.step, rows_real, rows_fake, [float(v) for v in out["G"]], logits[0], logits[1],
-                          {"G": float(out["grad_norm/G"]), "D": float(out["grad_norm/D"])})
+        norms = {net: float(out[f"grad_norm/{net}"]) for net in ("G", "D") if f"grad_norm/{net}" in out}
+        return StepLosses(self.step, rows_real, rows_fake, [float(v) for v in out["G"]], logits[0], logits[1], norms)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.precision)
