@@ -119,6 +119,8 @@ class TrainConfig(_Strict):
     data: str | None = Field(
         None, description="Dataset: a folder with one sub-folder per class, or 'builtin:shapes'."
     )
+    flip: bool = Field(False, description="Mirror each real image left-right with probability 1/2 (many GAN "
+                       "recipes do; the BigGAN paper and reference scripts do not).")
     eval: EvalConfig | None = Field(None, description="FID/IS/KID during training; null: none.")
     collapse: CollapseConfig = Field(default_factory=CollapseConfig,
                                      description="Collapse detector thresholds (a warning, and the last "

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from biggan_zoo.runtime import UserError
+from biggan_zoo.runtime.augment import flipping
 from biggan_zoo.runtime.checkpoint import (CheckpointError, CheckpointWriteError, latest_checkpoint, list_checkpoints,
                                            load_checkpoint, pack_tree, save_checkpoint, unpack_tree)
 from biggan_zoo.runtime.config import TrainConfig, micro_batch_size
@@ -158,6 +159,8 @@ class Trainer:
                 self._step_stream = DataStream(self.dataset, self.micro["D"], cfg.seed, start=self.consumed,
                                                rank=self.dist.rank, world_size=self.dist.world_size)
             next_real = self._step_stream.next
+            if cfg.flip:  # the trainer's own data is flipped as fit flips it
+                next_real = flipping(next_real, cfg.seed, self.step, self.dist.rank, self.dist.world_size)
         else:
             raise TrainingError("train_step needs real images: pass real=[(images, labels), ...], or give the "
                                 "Trainer data=<iterator> or dataset=...")
@@ -280,7 +283,10 @@ class Trainer:
         are 0 unless ``measure``.
         """
         self._seed_latents()
-        out = self._iteration(stream.next, self._latents, measure)
+        next_real = stream.next
+        if self.cfg.flip:
+            next_real = flipping(next_real, self.cfg.seed, self.step, self.dist.rank, self.dist.world_size)
+        out = self._iteration(next_real, self._latents, measure)
         cfg = self.cfg
         d_real = d_fake = torch.zeros((), device=self.device)
         for row_real, row_fake in zip(out["D_real"], out["D_fake"]):
