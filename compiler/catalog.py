@@ -1,6 +1,7 @@
 """Where catalog names are looked up: folders given with `--catalog`, then `$ZOO_CATALOG`, then ours.
 
-A catalog folder holds spec files (`*.yaml`, `*.yml`, `*.json`; `schema.json` is not a spec); an entry's
+A catalog folder holds spec files (`*.yaml`, `*.yml`, `*.json`; the schema files are not specs, and
+sub-folders such as `mixins/` hold parts of specs, not entries); an entry's
 name is its file name without the suffix. The first folder that holds a name wins, so a user's folder can
 shadow a builtin entry; `zoo list` says where each entry comes from. The builtin catalog is the
 repository's `specs/` in a checkout and `biggan_zoo/specs` in an installed wheel (the same relative place).
@@ -19,7 +20,7 @@ from biggan_zoo.compiler.diagnostics import SpecError
 BUILTIN = Path(__file__).resolve().parent.parent / "specs"
 ENV = "ZOO_CATALOG"
 SUFFIXES = (".yaml", ".yml", ".json")
-NOT_SPECS = frozenset({"schema.json"})
+NOT_SPECS = frozenset({"schema.json", "schema.authored.json", "schema.partial.json"})  # `zoo schema`
 BUILTIN_ORIGIN = "builtin"
 
 # Folders given on the command line, for the duration of one command (see `searching`).

@@ -13,7 +13,8 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
 
 
 def spec_files(targets: list[str]) -> list[Path]:
-    """Expand folders into their spec files (schema.json excluded); keep names and files as given."""
+    """Expand folders into their spec files (the schema files excluded); keep names and files as given."""
+    from biggan_zoo.compiler import catalog
     from biggan_zoo.compiler.load import resolve_name
     from biggan_zoo.cli import UsageError
 
@@ -21,7 +22,8 @@ def spec_files(targets: list[str]) -> list[Path]:
     for t in targets:
         p = Path(t)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml", ".json") and f.name != "schema.json")
+            found = sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml", ".json")
+                           and f.name not in catalog.NOT_SPECS)
             if not found:
                 raise UsageError(f"'{t}' is a folder without spec files (*.yaml, *.yml, *.json)")
             out += found

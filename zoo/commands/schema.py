@@ -1,4 +1,8 @@
-"""`zoo schema`: print the JSON Schema of specs (specs/schema.json is this output)."""
+"""`zoo schema`: print the JSON Schema of specs (specs/schema.json is this output).
+
+`--authored` prints the schema of files as people write them (specs/schema.authored.json: expressions,
+partial variants), `--partial` the one of mixins (specs/schema.partial.json: every file partial).
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,17 +10,25 @@ import json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("schema", help="print the JSON Schema of specs (specs/schema.json)")
+    p = sub.add_parser("schema", help="print the JSON Schema of specs (specs/schema.json)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--authored", action="store_true",
+                       help="the schema of spec text as written, for editors (specs/schema.authored.json)")
+    which.add_argument("--partial", action="store_true",
+                       help="the authored schema with every file partial, for mixins (specs/schema.partial.json)")
 
 
-def schema_text() -> str:
-    """The schema as written to specs/schema.json."""
-    from biggan_zoo.compiler.schema import spec_json_schema
+def schema_text(kind: str = "resolved") -> str:
+    """The schema as written to specs/schema.json (`resolved`), schema.authored.json or schema.partial.json."""
+    from biggan_zoo.compiler.schema import authored_json_schema, spec_json_schema
     from biggan_zoo.train_config import train_schema
 
-    return json.dumps(spec_json_schema(train_schema()), indent=2, sort_keys=True) + "\n"
+    schema = spec_json_schema(train_schema())
+    if kind != "resolved":
+        schema = authored_json_schema(schema, partial_only=kind == "partial")
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
-    print(schema_text(), end="")
+    print(schema_text("authored" if args.authored else "partial" if args.partial else "resolved"), end="")
     return 0
