@@ -1,7 +1,6 @@
 """Image folders, the built-in shapes set, and the deterministic, resumable, shardable loader."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +66,9 @@ def test_folder_errors_name_the_path_and_the_fix(tmp_path: Path) -> None:
         open_dataset("builtin:mnist", 8)
 
 
-def test_builtin_shapes_is_fast_deterministic_and_class_dependent() -> None:
-    started = time.perf_counter()
-    images, labels = _generate_shapes.__wrapped__(32, 500, 0)  # uncached: time a real generation
-    assert time.perf_counter() - started < 3.0
+def test_builtin_shapes_is_deterministic_and_class_dependent() -> None:
+    # (no wall-clock bound here: speed is for benchmarks, and a loaded machine made it flaky)
+    images, labels = _generate_shapes.__wrapped__(32, 500, 0)  # uncached: a real generation
     again, _ = _generate_shapes.__wrapped__(32, 500, 0)
     assert torch.equal(images, again) and images.shape == (5000, 3, 32, 32)
     assert torch.bincount(labels).tolist() == [500] * 10
