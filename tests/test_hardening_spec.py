@@ -35,8 +35,8 @@ def check(path: Path | str, *extra: str, command: str = "check") -> tuple[int, s
     return code, out.getvalue(), err.getvalue()
 
 
-def refused(path: Path | str, *needles: str, seconds: float = 1.0) -> str:
-    """`zoo check` exits 1 within `seconds` with one located error mentioning each needle."""
+def refused(path: Path | str, *needles: str, seconds: float = 2.0) -> str:
+    """`zoo check` exits 1 within `seconds` (typically 0.05 s; 2 s leaves room for a loaded CI machine) with one located error mentioning each needle."""
     start = time.perf_counter()
     code, _, err = check(path)
     took = time.perf_counter() - start
