@@ -32,9 +32,11 @@ class LiveCurves:
         from . import UserError
         from .plot import plot_runs, read_metrics
 
+        if not (self.run_dir / "metrics.jsonl").is_file():
+            return False  # nothing logged yet (a run that stops before its first log step)
         try:
             records = read_metrics(self.run_dir)
-            if not records:
+            if not any(key in record for record in records for key in ("D_real", "D_fake", "G")):
                 return False
             plot_runs({self.run_dir.name: records}, self.path, title=self.run_dir.name)
         except UserError as error:

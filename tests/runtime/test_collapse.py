@@ -119,3 +119,15 @@ def test_a_run_made_to_collapse_is_warned_kept_and_stopped(tmp_path: Path, capsy
     sane = ["--set", "train.lr.G=5e-05", "--set", "train.lr.D=2e-4", "--set", "train.stop_on_collapse=false"]
     assert main(["train", str(run), *sane, "--resume", "--steps", str(stopped_at + 1), "--no-bar"]) == 0
     assert latest_checkpoint(run).name == f"step_{stopped_at + 1:08d}"
+
+
+def test_live_curves_wait_for_records_and_throttle(tmp_path: Path) -> None:
+    from biggan_zoo.runtime.live_curves import LiveCurves
+
+    warnings: list[str] = []
+    curves = LiveCurves(tmp_path, interval_s=3600, warn=warnings.append)
+    assert curves.update() is False and curves.enabled and warnings == []  # no metrics.jsonl yet
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 1, "D_real": 1.0, "D_fake": 0.5, "G": 0.2}) + "\n")
+    assert curves.update() is True and (tmp_path / "curves.png").is_file()
+    assert curves.update() is False  # within the interval
+    assert curves.update(force=True) is True and warnings == []
