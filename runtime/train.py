@@ -653,7 +653,7 @@ class Trainer:
                 signal.signal(sig, handler)
             stream.close()
             log.close()
-            monitor.close()
+        monitor.close()  # the last curves.png: not on an error, whose message must come out before any kill
         if self.step > first_step or self._saved_step < 0:
             if self._saved_step != self.step:
                 with self._peers_alive():
