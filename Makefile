@@ -25,6 +25,8 @@ test: venv
 
 schema: venv
 	$(BIN)/zoo schema > specs/schema.json
+	$(BIN)/zoo schema --authored > specs/schema.authored.json
+	$(BIN)/zoo schema --partial > specs/schema.partial.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
