@@ -117,7 +117,9 @@ class TrainConfig(_Strict):
     checkpoint_every: int = Field(1000, ge=1, description="Steps between checkpoints (one is also written at the end).")
     keep_checkpoints: int = Field(3, ge=1, description="How many newest checkpoints to keep on disk.")
     data: str | None = Field(
-        None, description="Dataset: a folder with one sub-folder per class, or 'builtin:shapes'."
+        None, description="Dataset: a folder with one sub-folder per class, a folder written by `zoo prepare` (which "
+        "also packs a flat folder as one class), an .npz file of images and labels, an IDX file (MNIST family) or a folder of them, "
+        "or 'builtin:shapes'."
     )
     flip: bool = Field(False, description="Mirror each real image left-right with probability 1/2 (many GAN "
                        "recipes do; the BigGAN paper and reference scripts do not).")
