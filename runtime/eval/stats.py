@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from .. import UserError
+from ..resources import ResourceError, check_fits
 
 FORMAT = "zoo-reference-stats/1"
 _BROKEN = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError, struct.error,
@@ -134,17 +135,6 @@ def write_reference(path: str | os.PathLike[str], stats: FeatureStats, protocol:
     return target
 
 
-def _available_memory() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 8 * 2**30
-
-
 def _checked_members(path: Path) -> None:
     """A regular file that is a zip whose members, unpacked, fit in half the memory available."""
     try:
@@ -159,9 +149,11 @@ def _checked_members(path: Path) -> None:
     except _BROKEN as error:
         raise StatsFileError(f"'{path}' is not an npz file ({_short(error)}); make one with `zoo stats DATA --out "
                              "ref.npz`") from None
-    if unpacked > _available_memory() // 2:
-        raise StatsFileError(f"'{path}' unpacks to {unpacked / 2**30:.1f} GiB, more than half the memory available; "
-                             "refused")
+    try:
+        check_fits(unpacked, f"reading '{path}'", "refused (a reference file is mu, sigma and a feature subset)",
+                   share=0.5)
+    except ResourceError as error:
+        raise StatsFileError(str(error)) from None
 
 
 def _short(error: BaseException) -> str:

@@ -189,3 +189,12 @@ def test_train_eval_with_a_reference_for_another_resolution_fails_before_trainin
     assert main(["train", TINY, *SETS, "--set", f"train.eval={{every: 2, n: 20, ref: '{ref}'}}", "--out", str(out),
                  "--steps", "2", "--no-bar"]) == 1
     assert "input_resolution" in capsys.readouterr().err and not (out / "checkpoints").exists()
+
+
+def test_per_class_statistics_beyond_the_memory_are_refused_before_any_work(monkeypatch, tmp_path, capsys) -> None:
+    monkeypatch.setenv("ZOO_MEMORY_LIMIT", "64MiB")  # 10 class covariances take 160 MiB
+    assert main(["stats", "builtin:shapes", "--resolution", "16", "--out", str(tmp_path / "r.npz"),
+                 "--per-class"]) == 2
+    err = capsys.readouterr().err
+    assert "--per-class: 10 class covariances" in err and "ZOO_MEMORY_LIMIT" in err
+    assert not (tmp_path / "r.npz").exists()

@@ -89,13 +89,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.endswith(".npz"):
         raise UsageError(f"--out {args.out}: reference statistics are an .npz file (e.g. ref.npz)")
     device = checked_device(args.device)
-    extractor = load_extractor(args.inception, device, allow_download=args.download, batch_size=args.batch)
     dataset = open_dataset(args.data, args.resolution)
     order = _order(dataset, args.max_images, args.seed)
     labels = _labels(dataset)
     classes = list(getattr(dataset, "classes", []))
-    if args.per_class:
-        _check_per_class_memory(len(classes), extractor.feature_dim)
+    if args.per_class:  # before the Inception loads: a refusal costs nothing
+        _check_per_class_memory(len(classes), 2048)
+    extractor = load_extractor(args.inception, device, allow_download=args.download, batch_size=args.batch)
     started = time.perf_counter()
     total = FeatureStats(len(order), extractor.feature_dim, keep=args.keep, seed=args.seed, device=extractor.device)
     per_class: list[FeatureStats] = []
@@ -139,10 +139,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_per_class_memory(classes: int, dim: int) -> None:
     from biggan_zoo.cli import UsageError
-    from biggan_zoo.runtime.eval.stats import _available_memory
+    from biggan_zoo.runtime.resources import ResourceError, check_fits
 
-    need = classes * dim * dim * 4
-    if need > _available_memory() // 2:
-        raise UsageError(f"--per-class: {classes} class covariances take {need / 2**30:.1f} GiB (float32), more than "
-                         "half the memory available; use a machine with more memory or fewer classes")
+    try:
+        check_fits(classes * dim * dim * 4, f"--per-class: {classes} class covariances (float32)",
+                   "use a machine with more memory or fewer classes", share=0.5)
+    except ResourceError as error:
+        raise UsageError(str(error)) from None
 
