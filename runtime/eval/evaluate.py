@@ -33,9 +33,8 @@ class Sampling:
     batch: int = 64
 
     def describe(self) -> dict[str, Any]:
-        """JSON-able, for the protocol record."""
-        return {"truncation_mode": self.mode, "truncation": self.truncation, "seed": self.seed,
-                "labels": f"uniform over {self.n_classes} classes"}
+        """JSON-able, for the protocol record (the truncation value goes with each result row)."""
+        return {"truncation_mode": self.mode, "seed": self.seed, "labels": f"uniform over {self.n_classes} classes"}
 
 
 def _progress(total: int, enabled: bool, label: str):

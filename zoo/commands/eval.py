@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -89,9 +90,10 @@ def run(args: argparse.Namespace) -> int:
     per_class_n = args.per_class_n or max(2, args.n // max(model.n_classes, 1))
     rows = []
     started = time.perf_counter()
+    base = Sampling(model.z_dim, model.n_classes, mode, None, takes_truncation(model.spec), args.seed,
+                    min(args.batch, args.n))
     for t in values:
-        sampling = Sampling(model.z_dim, model.n_classes, mode, t, takes_truncation(model.spec), args.seed,
-                            min(args.batch, args.n))
+        sampling = dataclasses.replace(base, truncation=t)
         t0 = time.perf_counter()
         stats, score = generated_features(model.G, args.n, sampling, extractor, keep=args.keep,
                                           progress=not args.no_bar, label=f"t={t}")
@@ -111,11 +113,10 @@ def run(args: argparse.Namespace) -> int:
                             "features_kept": args.keep, "is_splits": 10,
                             "standing_stats": args.standing_stats or None, "ema": args.ema,
                             "hardware": _hardware(args.device), "torch": torch.__version__}
-                     | Sampling(model.z_dim, model.n_classes, mode, None, False, args.seed).describe(),
+                     | base.describe(),
         "reference": {"path": str(args.ref), "n": reference.n, "protocol": reference.protocol},
         "results": rows, "wall_seconds": round(time.perf_counter() - started, 2),
     }
-    del record["protocol"]["truncation"]  # per row
     text = json.dumps(record, indent=2)
     if args.out:
         _write_text(Path(args.out), text + "\n")
