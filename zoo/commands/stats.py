@@ -52,11 +52,10 @@ def check_inception_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--keep must be in [0, 1000000], got {args.keep}")
 
 
-def _order(dataset, max_images: int | None, seed: int) -> list[int]:
+def _order(labels: list[int], max_images: int | None, seed: int) -> list[int]:
     """Indices to read: all (or a seeded subset), sorted by class so per-class statistics stream."""
     import torch
 
-    labels = _labels(dataset)
     indices = list(range(len(labels)))
     if max_images is not None and max_images < len(indices):
         chosen = torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))[:max_images]
@@ -90,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out}: reference statistics are an .npz file (e.g. ref.npz)")
     device = checked_device(args.device)
     dataset = open_dataset(args.data, args.resolution)
-    order = _order(dataset, args.max_images, args.seed)
     labels = _labels(dataset)
+    order = _order(labels, args.max_images, args.seed)
     classes = list(getattr(dataset, "classes", []))
     if args.per_class:  # before the Inception loads: a refusal costs nothing
         _check_per_class_memory(len(classes), 2048)
