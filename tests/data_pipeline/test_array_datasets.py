@@ -92,7 +92,7 @@ def test_zoo_stats_gets_labels_without_decoding(tmp_path: Path) -> None:
     np.savez(tmp_path / "d.npz", images=images, labels=labels)
     dataset = open_dataset(tmp_path / "d.npz", 32)
     assert _labels(dataset) == labels.tolist()
-    assert [labels[i] for i in _order(dataset, None, 0)] == sorted(labels.tolist())
+    assert [labels[i] for i in _order(_labels(dataset), None, 0)] == sorted(labels.tolist())
 
 
 def test_damaged_or_wrong_arrays_are_one_clear_error(tmp_path: Path) -> None:
