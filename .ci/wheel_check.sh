@@ -80,6 +80,14 @@ model = zoo.build("hub")
 assert torch.equal(model.sample([0, 3, 7], per_class=2, truncation=0.7), exported), "zoo.build differs from zoo sample"
 EOF
 
+step "a plugin package adds ops (examples/zoo-plugin-example, installed as a wheel)"
+"$BIN/pip" install -q --no-deps "$ROOT/examples/zoo-plugin-example" >>"$WORK/install.log" 2>&1 \
+  || { cat "$WORK/install.log"; fail "pip install the example plugin"; }
+zoo list --ops | grep -Eq "^pixel_norm +plugin zoo-example-ops " || fail "zoo list --ops shows the plugin op"
+zoo build "$ROOT/examples/zoo-plugin-example/specs/demo32_pixel_norm.yaml" | grep -q " pixel_norm " \
+  || fail "zoo build of the plugin's spec"
+zoo schema --authored | grep -q '"pixel_norm"' || fail "zoo schema --authored has the plugin op"
+
 step "a user's runtime/ and compiler/ folders do not shadow ours"
 for name in runtime compiler zoo; do mkdir -p "$name" && echo "raise ImportError('user folder $name imported')" > "$name/__init__.py"; done
 python -c 'import biggan_zoo as zoo; m = zoo.build("demo32", weights="demo32.safetensors"); assert not m.G.training' \

@@ -15,7 +15,9 @@ from biggan_zoo.compiler import limits
 from biggan_zoo.compiler.diagnostics import SpecError, did_you_mean
 from biggan_zoo.compiler.load import Document, Path_, dotted
 from biggan_zoo.compiler.ops import REGISTRY
+from biggan_zoo.compiler.plugins import unknown_op_hint
 from biggan_zoo.compiler.ops.base import GraphSettings
+from biggan_zoo.compiler.templates import TEMPLATE_TAG, BlockTemplate, bind_templates, node_union
 from biggan_zoo.compiler.types import TensorType
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -63,7 +65,7 @@ def _check_names(names: dict[str, Any], what: str) -> dict[str, Any]:
 def spec_models() -> tuple[type[BaseModel], type[BaseModel]]:
     """(Spec, GraphSpec) built over the closed op registry."""
     ops = tuple(REGISTRY[k] for k in sorted(REGISTRY))
-    node_type = Annotated[Union[ops], Field(discriminator="op")]  # type: ignore[valid-type]
+    node_type = node_union(ops)  # registered ops by their tag; any other op names a template of `blocks`
 
     class GraphSpec(BaseModel):
         """One network: typed inputs, named nodes in source order, and outputs."""
@@ -94,6 +96,8 @@ def spec_models() -> tuple[type[BaseModel], type[BaseModel]]:
         vars: dict[str, Any] = Field(default_factory=dict, description="Values that `${...}` expressions use.")
         graphs: dict[str, GraphSpec] = Field(description="Networks by name; G and D are required.")
         train: dict[str, Any] = Field(default_factory=dict, description="Training recipe (the runtime's).")
+        blocks: dict[str, BlockTemplate] = Field(default_factory=dict, description="Block templates by name: "
+                                                 "parametrised sub-graphs that nodes use as `op: <name>`.")
 
     return Spec, GraphSpec
 
@@ -111,6 +115,7 @@ def validate(doc: Document) -> BaseModel:
     if missing:
         raise doc.error(("graphs",), f"graph {' and '.join(missing)} missing: a spec defines at least G and D",
                         hint="add `graphs: {G: ..., D: ...}`; other graphs are allowed beside them", key=True)
+    bind_templates(spec, doc)
     return spec
 
 
@@ -138,7 +143,7 @@ def _data_path(data: Any, loc: tuple) -> Path_:
         elif isinstance(data, list) and isinstance(part, int) and part < len(data):
             data = data[part]
             out.append(part)
-        elif isinstance(data, dict) and data.get("op") == part:
+        elif isinstance(data, dict) and (data.get("op") == part or part == TEMPLATE_TAG):
             continue
         else:
             out.append(part)
@@ -181,6 +186,7 @@ def _to_spec_error(doc: Document, err: dict) -> SpecError:
         hint = did_you_mean(tag, REGISTRY)
         if "known" in hint:
             hint = "known ops: " + ", ".join(sorted(REGISTRY))
+        hint = unknown_op_hint(str(tag), hint)  # says so when a plugin meant to provide it did not load
     elif kind == "union_tag_not_found":
         msg = "node has no `op`"
         hint = "every node names its op, e.g. {op: conv2d, inputs: [x], out: 64}"

@@ -9,9 +9,13 @@ import sys
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="show the catalog: name, where it comes from, parameters of G and D, description")
     p.add_argument("--no-params", action="store_true", help="skip counting parameters (no torch import)")
+    p.add_argument("--ops", action="store_true",
+                   help="list the ops instead: tag, where it comes from (builtin or a plugin), description")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.ops:
+        return list_ops()
     from biggan_zoo.compiler import catalog
     from biggan_zoo.compiler.api import load_spec
     from biggan_zoo.compiler.diagnostics import SpecError
@@ -37,6 +41,21 @@ def run(args: argparse.Namespace) -> int:
           "description")
     for name, origin, g, d, description in rows:
         print(f"{name:<{widths[0]}}  {origin:<{widths[1]}}  {g:>{widths[2]}}  {d:>{widths[3]}}  {description}")
+    return 0
+
+
+def list_ops() -> int:
+    """Every registered op with its origin; plugins that failed to load are listed with the reason."""
+    from biggan_zoo.compiler.ops import REGISTRY
+    from biggan_zoo.compiler.plugins import FAILED, ORIGIN
+
+    rows = [(tag, ORIGIN.get(tag, "builtin"), short_description(REGISTRY[tag].__doc__ or ""))
+            for tag in sorted(REGISTRY)]
+    rows += [(tag, "(not loaded)", why) for tag, why in sorted(FAILED.items())]
+    widths = [max(len(r[i]) for r in rows + [("op", "from", "")]) for i in range(2)]
+    print(f"{'op':<{widths[0]}}  {'from':<{widths[1]}}  description")
+    for tag, origin, description in rows:
+        print(f"{tag:<{widths[0]}}  {origin:<{widths[1]}}  {description}")
     return 0
 
 
