@@ -36,19 +36,23 @@ class ImageFolderDataset(Dataset):
         """Index the folder (images are decoded lazily); raises DataError when it holds no usable images."""
         self.root = Path(root)
         self.resolution = resolution
-        fix = "expected one sub-folder per class with images inside, e.g. ROOT/cat/001.jpg, or use 'builtin:shapes'"
+        fix = ("expected one sub-folder per class with images inside, e.g. ROOT/cat/001.jpg (or a flat folder of "
+               "images, one class), or use 'builtin:shapes'")
         if not self.root.exists():
             raise DataError(f"dataset folder '{self.root}' does not exist; {fix}")
         if not self.root.is_dir():
             raise DataError(f"dataset path '{self.root}' is a file, not a folder; {fix}")
         self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if not self.classes:
-            raise DataError(f"dataset folder '{self.root}' has no class sub-folders; {fix}")
+        # No class sub-folders: a flat folder of images is one class named after the folder (unconditional
+        # data), as `zoo prepare` packs it, so the raw and the prepared folder train alike.
+        self.flat = not self.classes
+        if self.flat:
+            self.classes = [self.root.resolve().name or "images"]
         self.samples: list[tuple[Path, int]] = []
         self.counts: dict[str, int] = {}
         for label, name in enumerate(self.classes):
             # Hidden files are skipped: macOS '._x.jpg' resource forks carry an image suffix but no image.
-            files = sorted(p for p in (self.root / name).iterdir()
+            files = sorted(p for p in (self.root if self.flat else self.root / name).iterdir()
                            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."))
             self.counts[name] = len(files)
             self.samples.extend((path, label) for path in files)
@@ -56,7 +60,7 @@ class ImageFolderDataset(Dataset):
             kinds = ", ".join(sorted(IMAGE_SUFFIXES))
             raise DataError(f"no images ({kinds}) found under '{self.root}'; {fix}")
         self.warnings: list[str] = []
-        if len(self.classes) == 1:
+        if len(self.classes) == 1 and not self.flat:  # a flat folder is meant to be unconditional
             self.warnings.append(
                 f"'{self.root}' has a single class '{self.classes[0]}': the model will be trained unconditionally"
             )

@@ -18,8 +18,10 @@ from torch import Tensor
 
 from biggan_zoo.runtime import UserError
 
-__all__ = ["ImageWriteError", "hstack_grids", "make_grid", "save_gif", "save_grid", "save_image",
+__all__ = ["ImageWriteError", "hstack_grids", "label_rows", "make_grid", "save_gif", "save_grid", "save_image",
            "save_strip", "to_uint8"]
+
+MAX_LABEL_CHARS = 24  # longer class names are cut with an ellipsis, so the margin stays narrow
 
 
 class ImageWriteError(OSError, UserError):
@@ -85,6 +87,42 @@ def hstack_grids(grids: Sequence[Tensor], gap: int = 8, pad_value: int = 255) ->
     return out
 
 
+def _label_font(row_height: int):
+    """Pillow's default font at a size that suits the row (the fixed bitmap font without FreeType)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=max(10, min(32, row_height // 5)))
+    except (TypeError, ValueError, OSError, ImportError):  # Pillow built without FreeType
+        return ImageFont.load_default()
+
+
+def label_rows(grid: Tensor, labels: Sequence[str], row_height: int, padding: int = 2,
+               pad_value: int = 255) -> Tensor:
+    """``grid`` (C, H, W; uint8, or float in [-1, 1]) with a left margin naming each row, top to bottom.
+
+    Row ``i`` spans ``padding + i * (row_height + padding)`` onwards, as ``make_grid`` lays tiles out;
+    each label is drawn in black, vertically centred on its row, on a ``pad_value`` margin.
+    """
+    from PIL import ImageDraw
+
+    base = to_uint8(grid)
+    if base.dim() != 3:
+        raise ValueError(f"label_rows needs a (C, H, W) grid, got shape {tuple(base.shape)}")
+    texts = [text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS - 1] + "\u2026" for text in map(str, labels)]
+    font = _label_font(row_height)
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    widths = [measure.textbbox((0, 0), text, font=font)[2] for text in texts] or [0]
+    margin = max(widths) + 2 * max(padding, 4)
+    canvas = Image.new("L", (margin, base.shape[1]), pad_value)
+    draw = ImageDraw.Draw(canvas)
+    for row, text in enumerate(texts):
+        centre = padding + row * (row_height + padding) + row_height / 2
+        draw.text((max(padding, 4), centre), text, fill=0, font=font, anchor="lm")
+    column = torch.from_numpy(np.asarray(canvas).copy()).unsqueeze(0).expand(base.shape[0], -1, -1)
+    return torch.cat([column, base], dim=2)
+
+
 def _to_pil(image: Tensor) -> Image.Image:
     array = to_uint8(image).permute(1, 2, 0).numpy()
     # Pillow infers L from (H, W) and RGB from (H, W, 3) uint8 arrays (its mode= argument is deprecated).
@@ -126,9 +164,15 @@ def save_image(image: Tensor, path: str | os.PathLike) -> Path:
     return _save(_to_pil(image), path)
 
 
-def save_grid(images: Tensor, path: str | os.PathLike, nrow: int, padding: int = 2) -> Tensor:
-    """Write (N, 3, H, W) images in [-1, 1] as a PNG grid with ``nrow`` per row; returns the grid."""
+def save_grid(images: Tensor, path: str | os.PathLike, nrow: int, padding: int = 2,
+              labels: Sequence[str] | None = None) -> Tensor:
+    """Write (N, 3, H, W) images in [-1, 1] as a PNG grid with ``nrow`` per row; returns the grid.
+
+    ``labels``: one text per row, drawn in a margin left of the grid (see ``label_rows``).
+    """
     grid = make_grid(images, nrow=nrow, padding=padding)
+    if labels is not None:
+        grid = label_rows(grid, labels, images.shape[-2], padding)
     _save(_to_pil(grid), path, format="PNG")
     return grid
 

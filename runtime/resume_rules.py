@@ -7,10 +7,11 @@ A checkpoint holds the spec it was written with. Resuming with another spec is
   ``train.seed``, ``train.data`` and every data option, ``train.precision`` (the gradient scalers'
   state), turning the EMA on or off, and any ``train`` field not listed below;
 - **accepted**, printed and appended to ``spec_history.jsonl`` when it only changes recipe settings
-  that leave every tensor's shape alone: learning rates, Adam betas and epsilon, ``d_steps``, the loss,
-  orthogonal regularisation, EMA ``decay``/``start``, the log/sample/checkpoint intervals and
-  ``keep_checkpoints``, ``eval``, ``collapse``, ``stop_on_collapse``, ``channels_last``, ``citation``,
-  ``notes`` and ``description``. ``vars`` differences are reported but decide nothing by themselves:
+  that leave every tensor's shape alone: learning rates, Adam betas (shared or per network) and epsilon,
+  ``d_steps``, the loss, orthogonal regularisation of G and of D, G's batch (``g_batch_size``: latents are
+  drawn per step, the data order does not depend on it), EMA ``decay``/``start``, the
+  log/sample/checkpoint intervals and ``keep_checkpoints``, ``eval``, ``collapse``, ``stop_on_collapse``,
+  ``channels_last``, ``compile``, ``citation``, ``notes``, ``dataset`` (a description) and ``description``. ``vars`` differences are reported but decide nothing by themselves:
   what they change shows up in the resolved ``graphs`` and ``train`` fields, which are judged.
 """
 from __future__ import annotations
@@ -26,7 +27,8 @@ from .files import StorageError, reason
 
 SAFE_TRAIN_FIELDS = ("lr", "betas", "betas_G", "betas_D", "eps", "d_steps", "loss", "ortho_reg", "ortho_reg_D",
                      "ema.decay", "ema.start", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
-                     "eval", "collapse", "stop_on_collapse", "channels_last", "citation", "notes")
+                     "eval", "collapse", "stop_on_collapse", "channels_last", "citation", "notes",
+                     "g_batch_size", "compile", "dataset")
 INFORMATIVE = ("description", "vars")
 HISTORY_FILE = "spec_history.jsonl"
 _ABSENT = "<absent>"

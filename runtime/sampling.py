@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 from typing import Any, Iterator, Mapping, Sequence
 
 import torch
@@ -145,28 +144,23 @@ def interpolate(G: nn.Module, z0: Tensor, z1: Tensor, y0: int, y1: int, steps: i
     return _generate(G, z, y, truncation, pass_truncation, extra_inputs, batch)
 
 
-def parse_classes(spec: str, n_classes: int, count: int = 1, seed: int = 0) -> list[int]:
-    """Parse ``"1,207,980"`` into class indices, or ``"random"`` into ``count`` distinct seeded classes.
+def parse_classes(spec: str, n_classes: int, count: int = 1, seed: int = 0,
+                  names: Sequence[str] | None = None) -> list[int]:
+    """Parse ``"1,207,980"`` (or, with ``names``, ``"cat,dog"``) into class indices, or ``"random"`` into
+    ``count`` distinct seeded classes.
 
-    Raises ``ValueError`` naming any entry that is not an integer in [0, n_classes).
+    Raises ``ValueError`` naming any entry that is neither an integer in [0, n_classes) nor a known name
+    (with the closest names and the known ones listed).
     """
+    from biggan_zoo.runtime.class_names import parse_class_list
+
     text = spec.strip()
-    if text.lower() == "random":
+    if text.lower() == "random" and "random" not in (names or []):
         if not 1 <= count <= n_classes:
             raise ValueError(f"cannot draw {count} distinct classes out of {n_classes}")
         generator = torch.Generator().manual_seed(seed)
         return torch.randperm(n_classes, generator=generator)[:count].tolist()
-    classes = []
-    for entry in text.split(","):
-        entry = entry.strip()
-        if not re.fullmatch(r"[+-]?\d+", entry):
-            raise ValueError(f"bad class list {spec!r}: {entry!r} is not an integer "
-                             f"(expected e.g. '1,207,980' or 'random')")
-        index = int(entry)
-        if not 0 <= index < n_classes:
-            raise ValueError(f"class index {index} in {spec!r} is outside [0, {n_classes})")
-        classes.append(index)
-    return classes
+    return parse_class_list(text, n_classes, names)
 
 
 def parse_sweep(spec: str, max_values: int = 1000) -> list[float]:

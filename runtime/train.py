@@ -20,7 +20,7 @@ from biggan_zoo.runtime import UserError
 from biggan_zoo.runtime.augment import flipping
 from biggan_zoo.runtime.checkpoint import (CheckpointError, CheckpointWriteError, latest_checkpoint, list_checkpoints,
                                            load_checkpoint, pack_tree, save_checkpoint, unpack_tree)
-from biggan_zoo.runtime.config import TrainConfig, micro_batch_size
+from biggan_zoo.runtime.config import TrainConfig, global_batch, micro_batch_size
 from biggan_zoo.runtime.data import DataError, DataStream
 from biggan_zoo.runtime.ema import Ema, unwrap
 from biggan_zoo.runtime.files import StorageError, write_bytes_atomically
@@ -80,7 +80,7 @@ class Trainer:
                  device: str | torch.device = "cpu", sample_fn: SampleFn | None = None, dist: Any = None,
                  num_workers: int = 0, progress_bar: bool = True, truncation: float | None = None,
                  evaluation: Any = None, data: Iterator[Batch] | None = None,
-                 latent_sampler: LatentSampler | None = None) -> None:
+                 latent_sampler: LatentSampler | None = None, class_names: Sequence[str] | None = None) -> None:
         """Models may be DDP-wrapped; optimisers, EMA and checkpoints use the wrapped ``.module``.
 
         ``dataset`` and ``run_dir`` are needed by ``fit`` only; ``spec`` (stored in checkpoints, compared on
@@ -93,11 +93,18 @@ class Trainer:
 
         ``truncation``: for a G called as ``G(z, y, truncation)`` (the TF-Hub ports, whose BatchNorms
         pick stored statistics by it), the value passed in training and in sample grids; None: ``G(z, y)``.
+
+        ``class_names``: the name of each label (default: the dataset's ``classes``); written to
+        ``run_dir/classes.json`` and into checkpoints, drawn beside sample-grid rows, and checked on resume.
         """
         self.G, self.D, self.cfg = G, D, cfg
         self.g_extra: tuple[float, ...] = () if truncation is None else (truncation,)
         self.G_raw, self.D_raw = unwrap(G), unwrap(D)
         self.z_dim, self.n_classes, self.dataset = z_dim, n_classes, dataset
+        from biggan_zoo.runtime.class_names import checked_names, dataset_class_names
+
+        self.class_names = (checked_names(list(class_names), "class_names") if class_names is not None
+                            else dataset_class_names(dataset))
         self._run_dir = Path(run_dir) if run_dir is not None else None
         self.spec = spec if spec is not None else {"train": cfg.model_dump(mode="json")}
         self.device = torch.device(device)
@@ -115,6 +122,9 @@ class Trainer:
         fp16 = cfg.precision == "fp16"
         self.scaler = {net: torch.amp.GradScaler(self.device.type, enabled=fp16) for net in ("G", "D")}
         self.ema = Ema(self.G_raw, cfg.ema.decay, cfg.ema.start) if cfg.ema else None
+        if cfg.compile:  # after the EMA's copy, which only samples; in place, so names and state_dicts stay
+            self.G_raw.compile()
+            self.D_raw.compile()
         self.z_generator = torch.Generator(self.device)
         self.step = 0
         self.consumed = 0  # data samples drawn by all processes: the data order's resume point
@@ -201,9 +211,9 @@ class Trainer:
         ``[(m * world + r) * micro, ... + micro)``, i.e. each micro-step is one contiguous block split
         over the ranks, as the data stream's blocks are.
         """
-        world, micro = self.dist.world_size, self.micro[net]
-        z = torch.randn(self.cfg.batch_size, self.z_dim, generator=self.z_generator, device=self.device)
-        y = torch.randint(self.n_classes, (self.cfg.batch_size,), generator=self.z_generator, device=self.device)
+        world, micro, batch = self.dist.world_size, self.micro[net], global_batch(self.cfg, net)
+        z = torch.randn(batch, self.z_dim, generator=self.z_generator, device=self.device)
+        y = torch.randint(self.n_classes, (batch,), generator=self.z_generator, device=self.device)
         starts = [(m * world + self.dist.rank) * micro for m in range(getattr(self.cfg.accumulate, net))]
         return [(z[start:start + micro], y[start:start + micro]) for start in starts]
 
@@ -240,8 +250,11 @@ class Trainer:
                 flat = logits.detach().float().reshape(len(logits), -1).mean(1)
                 out["logit_sums"] += torch.stack([flat[micro_d:].mean(), flat[:micro_d].mean()])
                 out["logit_count"] += 1
-            if measure:
+            if measure or cfg.ortho_reg_D.beta:
                 self.scaler["D"].unscale_(self.opt["D"])  # step() would unscale the same way
+            # as the reference's D_ortho: added to D's gradients after backward, before the step
+            add_ortho_grad(self.D_raw, cfg.ortho_reg_D.beta, cfg.ortho_reg_D.exclude)
+            if measure:
                 out["grad_norm/D"] = gradient_norm(self.D_raw.parameters(), self.device)
             self.scaler["D"].step(self.opt["D"])
             self.scaler["D"].update()
@@ -319,6 +332,7 @@ class Trainer:
             "python_rng": [version, list(mt_state), gauss],
             "numpy_rng": [name, keys.tolist(), pos, has_gauss, cached],
             "config": self.cfg.model_dump(mode="json"), "world_size": self.dist.world_size,
+            "classes": self.class_names,
         }
         return groups, state
 
@@ -333,11 +347,12 @@ class Trainer:
             self.dist.barrier()
 
     def _adam_settings(self, net: str) -> dict[str, Any]:
-        return {"lr": getattr(self.cfg.lr, net), "betas": tuple(self.cfg.betas), "eps": self.cfg.eps}
+        return {"lr": getattr(self.cfg.lr, net), "betas": self.cfg.adam_betas(net), "eps": self.cfg.eps}
 
     def _restore(self, path: Path) -> list[SpecChange]:
         """Load the checkpoint at ``path``; returns the recipe changes since it was written (see resume_rules)."""
         checkpoint = load_checkpoint(path)
+        self._check_same_classes(checkpoint.state.get("classes"), path)
         changes = check_resume(checkpoint.spec, self.spec, path,
                                lambda train: TrainConfig.model_validate(train).model_dump(mode="json"))
         try:
@@ -351,6 +366,18 @@ class Trainer:
                                   f"({type(error).__name__}{': ' + detail if detail else ''}); the checkpoint is "
                                   "corrupt or from another zoo version: resume from an earlier one") from None
         return changes
+
+    def _check_same_classes(self, stored: Any, path: Path) -> None:
+        """A resumed run's labels must mean what they meant: the same class names in the same order."""
+        if stored is None or self.class_names is None or stored == self.class_names:
+            return  # checkpoints from before names were kept carry none
+        if not isinstance(stored, list):
+            raise CheckpointError(f"'{path}': state field 'classes' is not a list; nothing restored")
+        moved = [f"label {i}: {a!r} then, {b!r} now" for i, (a, b) in enumerate(zip(stored, self.class_names)) if a != b]
+        counts = f"{len(stored)} classes then, {len(self.class_names)} now" if len(stored) != len(self.class_names) else ""
+        detail = "; ".join(([counts] if counts else []) + moved[:3])
+        raise TrainingError(f"'{path}' was trained on other classes than this dataset has ({detail}); labels would "
+                            "change meaning: resume with the run's dataset, or start a new run (--out)")
 
     def _apply_checkpoint(self, checkpoint: Any) -> None:
         """Check a checkpoint's tensors and state against this trainer, then load them (the checks come first)."""
@@ -418,7 +445,9 @@ class Trainer:
                                 mode="none" if truncation is None else "tfhub", truncation=truncation,
                                 seed=self.cfg.seed, pass_truncation=truncation is not None)
             (self.run_dir / "samples").mkdir(exist_ok=True)
-            save_grid(images, self.run_dir / "samples" / f"step_{self.step:08d}.png", nrow=8)
+            names = self.class_names or []
+            labels = [names[c] if c < len(names) else str(c) for c in classes]
+            save_grid(images, self.run_dir / "samples" / f"step_{self.step:08d}.png", nrow=8, labels=labels)
 
     # -- scores during training ----------------------------------------------------------------------
     def _evaluate(self, log: RunLog) -> None:
@@ -598,6 +627,10 @@ class Trainer:
         if main:
             write_bytes_atomically(self.run_dir / "spec.json", (json.dumps(self.spec, indent=2) + "\n").encode(),
                                    what="the run's spec")
+            if self.class_names is not None:
+                from biggan_zoo.runtime.class_names import write_class_names
+
+                write_class_names(self.run_dir, self.class_names)
             truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
         log = RunLog(self.run_dir, total=steps, initial=min(self.step, steps), enabled=main, bar=self.progress_bar)
         if started_from:

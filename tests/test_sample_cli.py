@@ -23,15 +23,15 @@ def run_dir(tmp_path_factory):
 def test_sample_grid_has_one_row_per_class(run_dir, tmp_path):
     out = tmp_path / "grid.png"
     assert main(["sample", str(run_dir), "--classes", "0,3,7", "--n", "4", "--truncation", "0.5",
-                 "--out", str(out)]) == 0
+                 "--no-labels", "--out", str(out)]) == 0
     width, height = Image.open(out).size
     assert (width, height) == (2 + 4 * 18, 2 + 3 * 18)  # 16 px tiles, 2 px padding
 
 
 def test_sweep_is_wider_than_one_grid(run_dir, tmp_path):
     one, sweep = tmp_path / "one.png", tmp_path / "sweep.png"
-    assert main(["sample", str(run_dir), "--classes", "1", "--n", "2", "--out", str(one)]) == 0
-    assert main(["sample", str(run_dir), "--classes", "1", "--n", "2", "--sweep", "0.5:1.0:0.5",
+    assert main(["sample", str(run_dir), "--classes", "1", "--n", "2", "--no-labels", "--out", str(one)]) == 0
+    assert main(["sample", str(run_dir), "--classes", "1", "--n", "2", "--sweep", "0.5:1.0:0.5", "--no-labels",
                  "--out", str(sweep)]) == 0
     assert Image.open(sweep).size[0] > 2 * Image.open(one).size[0]
 
@@ -123,8 +123,48 @@ def test_a_weights_file_is_enough_to_sample(run_dir, tmp_path, capsys):
         grid = tmp_path / f"{source.stem}.png"
         with warnings.catch_warnings(record=True) as caught:  # pytest keeps warnings off stderr: record them
             warnings.simplefilter("always")
-            assert main(["sample", str(source), "--classes", "0,1", "--n", "2", "--out", str(grid)]) == 0
+            assert main(["sample", str(source), "--classes", "0,1", "--n", "2", "--no-labels", "--out", str(grid)]) == 0
         assert Image.open(grid).size == (2 + 2 * 18, 2 + 2 * 18)
         assert not [w for w in caught if "holds no D weights" in str(w.message)]
     assert main(["sample", str(exported), "--weights", str(exported)]) == 1
     assert "holds its own weights" in capsys.readouterr().err
+
+
+def test_classes_by_name_and_labelled_rows(run_dir, tmp_path, capsys):
+    """Names come with the run (from builtin:shapes): `--classes disc,ring` is `--classes 0,3`; rows are labelled."""
+    import numpy as np
+
+    by_name, by_index, bare = tmp_path / "names.png", tmp_path / "index.png", tmp_path / "bare.png"
+    assert main(["sample", str(run_dir), "--classes", "disc,ring", "--n", "2", "--out", str(by_name)]) == 0
+    assert main(["sample", str(run_dir), "--classes", "0,3", "--n", "2", "--out", str(by_index)]) == 0
+    assert main(["sample", str(run_dir), "--classes", "0,ring", "--n", "2", "--no-labels", "--out", str(bare)]) == 0
+    labelled, plain = np.asarray(Image.open(by_name)), np.asarray(Image.open(bare))
+    assert np.array_equal(labelled, np.asarray(Image.open(by_index)))
+    assert labelled.shape[0] == plain.shape[0] and labelled.shape[1] > plain.shape[1]
+    assert np.array_equal(labelled[:, -plain.shape[1]:], plain)  # the grid itself is unchanged, the margin added
+    assert (labelled[:, :-plain.shape[1]] < 128).any()  # text drawn in the margin
+
+
+def test_an_unknown_class_name_is_a_usage_error_with_the_known_names(run_dir, capsys):
+    assert main(["sample", str(run_dir), "--classes", "disc,rnig"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown class 'rnig'" in err and "did you mean 'ring'?" in err and "known classes: disc, square" in err
+    assert "Traceback" not in err
+
+
+def test_exported_weights_carry_the_class_names(run_dir, tmp_path, capsys):
+    from biggan_zoo.weights import WeightsFile, save_weights, spec_of_weights
+    from biggan_zoo.runtime.data import SHAPE_CLASSES
+
+    exported = tmp_path / "model.safetensors"
+    assert main(["export", str(run_dir), "--out", str(exported)]) == 0
+    stored = WeightsFile(exported)
+    assert stored.classes == list(SHAPE_CLASSES)
+    assert main(["sample", str(exported), "--classes", "plus", "--n", "1", "--out", str(tmp_path / "g.png")]) == 0
+    # a file written before names were kept (no "classes" metadata) still loads; names are then refused
+    old = tmp_path / "old.safetensors"
+    save_weights(stored.graphs, spec_of_weights(stored), old)
+    assert WeightsFile(old).classes is None
+    assert main(["sample", str(old), "--classes", "1", "--n", "1", "--out", str(tmp_path / "o.png")]) == 0
+    assert main(["sample", str(old), "--classes", "plus", "--out", str(tmp_path / "o.png")]) == 2
+    assert "carries no class names" in capsys.readouterr().err

@@ -126,3 +126,27 @@ def test_a_file_without_one_graph_warns_that_it_stays_random(tmp_path: Path) -> 
     with pytest.warns(UserWarning, match="holds no D weights: model.D keeps its random initialisation"):
         model = build(spec, weights=path, seed=2)
     assert same({"G": states(source)["G"]}, {"G": states(model)["G"]})
+
+
+def test_class_names_travel_in_the_metadata_and_are_checked(tmp_path: Path) -> None:
+    model = build(TINY)
+    model.class_names = ["cat", "dog", "eel"]
+    path = save_weights(model, None, tmp_path / "w.safetensors")  # a Model's names by default
+    with safe_open(str(path), framework="pt") as handle:
+        assert json.loads(handle.metadata()["classes"]) == ["cat", "dog", "eel"]
+    assert WeightsFile(path).classes == ["cat", "dog", "eel"]
+    assert build(TINY, weights=path).class_names == ["cat", "dog", "eel"]
+    with pytest.raises(WeightsError, match="4 class names for a G with 3 classes; nothing written"):
+        save_weights(model, None, tmp_path / "x.safetensors", classes=["a", "b", "c", "d"])
+    assert not (tmp_path / "x.safetensors").exists()
+    # a file with damaged names is refused as a whole, one line
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as handle:
+        meta = dict(handle.metadata())
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, "classes": json.dumps(["a", "a"])})
+    with pytest.raises(WeightsError, match="metadata field 'classes': class name 'a' appears twice"):
+        WeightsFile(tmp_path / "bad.safetensors")
+    del meta["classes"]  # as files written before names were kept: they load, with no names
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata=meta)
+    assert WeightsFile(tmp_path / "old.safetensors").classes is None
+    assert build(TINY, weights=tmp_path / "old.safetensors").class_names is None

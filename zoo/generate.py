@@ -81,6 +81,10 @@ def load_for_sampling(target: str, weights: str | None, ema: bool, overrides: tu
         raise GeneratorSourceError(f"no weights given for {model.spec.name}: pass --weights FILE "
                                    "(a zoo weights file or a checkpoint folder); random weights draw noise")
     note = _load(model, Path(weights), ema)
+    if model.class_names is None and run_dir is not None:
+        from biggan_zoo.runtime.class_names import read_class_names
+
+        model.class_names = read_class_names(run_dir)  # runs keep them beside spec.json too
     model.G.to(device).eval()
     return model, note
 
@@ -98,6 +102,10 @@ def _load(model: Model, path: Path, ema: bool) -> str:
             raise GeneratorSourceError(f"the checkpoint does not fit {model.spec.name}; nothing loaded:\n  "
                                        + "\n  ".join(problems))
         model.G.load_state_dict(tensors)
+        if checkpoint.state.get("classes") is not None:  # absent in checkpoints written before names were kept
+            from biggan_zoo.runtime.class_names import checked_names
+
+            model.class_names = checked_names(checkpoint.state["classes"], f"{path}/state.json: field 'classes'")
         return f"{group} of checkpoint {path} (step {checkpoint.step})"
     from biggan_zoo.weights import load_weights
 

@@ -121,13 +121,15 @@ def open_source(source: str | Path, overrides: tuple[str, ...] = (), local_files
 
 def write_folder(folder: Path, states: Mapping[str, Mapping[str, Any]], spec: "LoadedSpec", source: str,
                  dataset: str | None = None, truncation_mode: str | None = None,
-                 record: Mapping[str, Any] | None = None, repo_id: str | None = None) -> list[Path]:
-    """Write model.safetensors, config.json and README.md into `folder`; returns the three paths."""
+                 record: Mapping[str, Any] | None = None, repo_id: str | None = None,
+                 classes: list[str] | None = None) -> list[Path]:
+    """Write model.safetensors (with the class names, when known), config.json and README.md into `folder`;
+    returns the three paths."""
     from biggan_zoo.weights import save_weights, write_atomically
 
     if folder.exists() and not folder.is_dir():
         raise HubError(f"--hub {folder}: is a file; give a folder (it is created if missing)")
-    weights = save_weights(states, spec, folder / WEIGHTS, source=source)
+    weights = save_weights(states, spec, folder / WEIGHTS, source=source, classes=classes)
     config = folder / CONFIG
     write_atomically(config, lambda tmp: tmp.write_text(json.dumps(spec.data, indent=2) + "\n", encoding="utf-8"))
     card = folder / CARD

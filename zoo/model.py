@@ -1,7 +1,7 @@
 """A compiled spec: its graphs as modules (`model.G`, `model.D`) and what the runtime needs to know."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,10 +12,11 @@ from biggan_zoo.compiler.api import LoadedSpec, compile_graph, load_spec
 
 @dataclass
 class Model:
-    """Modules by graph name, plus the spec they came from."""
+    """Modules by graph name, plus the spec they came from and, when known, the name of each class label."""
 
     spec: LoadedSpec
     graphs: dict[str, torch.nn.Module]
+    class_names: list[str] | None = field(default=None)  # from the weights file or run; None: not known
 
     @property
     def G(self) -> torch.nn.Module:
@@ -112,10 +113,11 @@ def build(spec: Any, weights: Any = None, *, device: Any = None, overrides: tupl
         if seed is not None and device != "meta":
             torch.manual_seed(seed + len(graphs))
         graphs[name] = compile_graph(loaded, name, device=device, init=stored is None or name not in stored.graphs)
-    if "G" in graphs:
-        from biggan_zoo.train_config import check_exclude_parameters
+    from biggan_zoo.train_config import check_exclude_parameters
 
-        check_exclude_parameters(loaded, graphs["G"])  # names of submodules are known only once built
+    for graph in ("G", "D"):  # names of submodules are known only once built
+        if graph in graphs:
+            check_exclude_parameters(loaded, graphs[graph], graph)
     model = Model(loaded, graphs)
     if stored is not None:
         from biggan_zoo.weights import load_weights

@@ -99,11 +99,13 @@ def _state_dicts(model_or_state: Any) -> dict[str, Mapping[str, torch.Tensor]]:
 
 
 def save_weights(model_or_state: "Model | StateDicts", spec: LoadedSpec | None, path: str | Path,
-                 source: str = "") -> Path:
+                 source: str = "", classes: list[str] | None = None) -> Path:
     """Write a zoo weights file for `spec` from a Model or `{graph: state_dict}`; returns the path.
 
     Every graph given is checked against the spec first (keys and shapes), so a weights file always
-    fits the spec it names. `source` is a free-text note kept in the metadata (e.g. what was converted).
+    fits the spec it names. `source` is a free-text note kept in the metadata (e.g. what was converted);
+    `classes`: the name of each label (default: a Model's `class_names`), kept as metadata field
+    "classes" (files without it, e.g. written before names were kept, still load).
     """
     from safetensors.torch import save_file
 
@@ -120,6 +122,7 @@ def save_weights(model_or_state: "Model | StateDicts", spec: LoadedSpec | None, 
             problems += state_problems(expected_state(spec, graph), state, f"graph {graph}")
     if problems:
         raise WeightsError(f"tensors do not fit spec {spec.name}; nothing written:\n  " + "\n  ".join(problems))
+    classes = _checked_classes(classes if classes is not None else getattr(model_or_state, "class_names", None), spec)
     tensors: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
     for graph, state in states.items():
@@ -132,11 +135,30 @@ def save_weights(model_or_state: "Model | StateDicts", spec: LoadedSpec | None, 
             tensors[f"{graph}.{key}"] = value
     metadata = {"format": FORMAT, "version": VERSION, "spec_name": spec.name, "spec": json.dumps(spec.data),
                 "spec_hash": spec.hash, "graphs": json.dumps(list(states)), "source": source}
+    if classes is not None:
+        metadata["classes"] = json.dumps(classes, ensure_ascii=False)
     path = Path(path)
     if path.is_dir():
         raise WeightsError(f"'{path}' is a folder; give a file name, e.g. {path / 'model.safetensors'}")
     write_atomically(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     return path
+
+
+def _checked_classes(classes: Any, spec: LoadedSpec) -> list[str] | None:
+    """Class names to store: valid names, no more than G has labels (names beyond them would name nothing)."""
+    if classes is None:
+        return None
+    from biggan_zoo.model import n_classes
+    from biggan_zoo.runtime.class_names import ClassNamesError, checked_names
+
+    try:
+        classes = checked_names(list(classes), "class names")
+    except ClassNamesError as error:
+        raise WeightsError(f"{error}; nothing written") from None
+    labels = n_classes(spec) if "G" in spec.graphs else len(classes)
+    if len(classes) > labels:
+        raise WeightsError(f"{len(classes)} class names for a G with {labels} classes; nothing written")
+    return classes
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
@@ -186,6 +208,14 @@ class WeightsFile:
         if stored_hash is not None and stored_hash != spec_hash(self.spec):
             raise WeightsError(f"{self.path}: the embedded spec does not match its sha256 (spec_hash): the file "
                                "was altered or damaged")
+        self.classes: list[str] | None = None  # the name of each label; None in files written without them
+        if "classes" in self.metadata:
+            from biggan_zoo.runtime.class_names import ClassNamesError, checked_names
+
+            try:
+                self.classes = checked_names(self._json_field("classes", list), f"{self.path}: metadata field 'classes'")
+            except ClassNamesError as error:
+                raise WeightsError(str(error)) from None
         self.graphs: dict[str, dict[str, torch.Tensor]] = {g: {} for g in graphs}
         for key, value in flat.items():
             graph, _, name = key.partition(".")
@@ -259,7 +289,7 @@ def load_weights(model: "Model", path: "str | Path | WeightsFile") -> None:
 
     The file's spec must have the same graphs as the model's (other sections such as `train` or the
     description may differ). A graph of the model that the file lacks keeps its initialisation, with a
-    warning saying so.
+    warning saying so. The file's class names, when it has them, become `model.class_names`.
     """
     stored = path if isinstance(path, WeightsFile) else WeightsFile(path)
     current = model.spec.data
@@ -278,6 +308,8 @@ def load_weights(model: "Model", path: "str | Path | WeightsFile") -> None:
                            + "\n  ".join(problems))
     for graph, tensors in stored.graphs.items():
         model.graphs[graph].load_state_dict(tensors, strict=True)
+    if stored.classes is not None:
+        model.class_names = stored.classes
     for graph in model.graphs:
         if graph not in stored.graphs:
             warnings.warn(f"{stored.path} holds no {graph} weights: model.{graph} keeps its random "

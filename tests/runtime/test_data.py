@@ -49,10 +49,9 @@ def test_single_and_empty_classes_warn(tmp_path: Path) -> None:
 def test_folder_errors_name_the_path_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"missing' does not exist; expected one sub-folder per class"):
         ImageFolderDataset(tmp_path / "missing", 8)
-    (tmp_path / "flat").mkdir()
-    (tmp_path / "flat" / "a.png").write_bytes(b"")
-    with pytest.raises(DataError, match="has no class sub-folders"):
-        ImageFolderDataset(tmp_path / "flat", 8)
+    (tmp_path / "bare").mkdir()
+    with pytest.raises(DataError, match=r"no images \(.*\) found under '.*bare'.*or a flat folder of images"):
+        ImageFolderDataset(tmp_path / "bare", 8)
     (tmp_path / "empty" / "cat").mkdir(parents=True)
     with pytest.raises(DataError, match=r"no images \(.*\) found under"):
         ImageFolderDataset(tmp_path / "empty", 8)
@@ -118,3 +117,19 @@ def test_stream_rank_shards_are_disjoint() -> None:
     firsts = [DataStream(dataset, 20, seed=2, rank=rank, world_size=2).next()[0] for rank in range(2)]
     flat = [tuple(np.round(img.flatten().numpy(), 4)) for batch in firsts for img in batch]
     assert len(flat) == 40 and len(set(flat)) == 40
+
+
+def test_a_flat_folder_is_one_class_named_after_it(tmp_path: Path) -> None:
+    """No class sub-folders: every image is label 0 of one class, as `zoo prepare` packs such a folder."""
+    import warnings
+
+    from biggan_zoo.runtime.prepare import list_source
+
+    for i in range(3):
+        _image(tmp_path / "photos" / f"{i}.png", (10, 12), (10 * i, 2, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)  # meant to be unconditional: no single-class warning
+        dataset = ImageFolderDataset(tmp_path / "photos", 8)
+    assert dataset.classes == ["photos"] and dataset.n_classes == 1 and len(dataset) == 3
+    assert [label for _, label in dataset.samples] == [0, 0, 0] and dataset[2][0].shape == (3, 8, 8)
+    assert [path for path, _ in dataset.samples] == [path for path, _ in list_source(tmp_path / "photos").files]

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
@@ -173,7 +174,16 @@ def test_samples_default_grid_and_sample_fn(tmp_path: Path, toy: SimpleNamespace
                                                                                    "step_00000003.png"]
     from PIL import Image
     grid = Image.open(tmp_path / "grid" / "samples" / "step_00000003.png")
-    assert grid.size == (8 * (8 + 2) + 2, 10 * (8 + 2) + 2)  # 8 per row, 10 classes, runtime.images pads 2 px
+    # 8 per row, 10 classes, runtime.images pads 2 px; the class names in a margin on the left
+    width, height = 8 * (8 + 2) + 2, 10 * (8 + 2) + 2
+    assert grid.size[1] == height and grid.size[0] > width
+    margin = np.asarray(grid.convert("L"))[:, :grid.size[0] - width]
+    assert (margin < 128).any(axis=1).sum() > 10 * 3  # dark text pixels on the rows of every class
+    from biggan_zoo.runtime.class_names import read_class_names
+    from biggan_zoo.runtime.data import SHAPE_CLASSES
+
+    assert read_class_names(tmp_path / "grid") == list(SHAPE_CLASSES)  # the dataset's names, kept with the run
+    assert load_checkpoint(latest_checkpoint(tmp_path / "grid")).state["classes"] == list(SHAPE_CLASSES)
     calls = []
     trainer = toy.make_trainer(tmp_path / "fn", sample_every=2)
     trainer.sample_fn = lambda model, step, run_dir: calls.append((model.training, step, run_dir))

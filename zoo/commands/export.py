@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         stored = WeightsFile(source)
         spec = spec_of_weights(stored)
         states, note = stored.graphs, stored.metadata.get("source") or f"zoo weights file {source.name}"
+        classes = stored.classes
     else:
         spec = load_run_spec(source)
         ckpt = Path(args.weights) if args.weights else latest_checkpoint(source)
@@ -59,15 +60,26 @@ def run(args: argparse.Namespace) -> int:
         g_group = "G_ema" if args.ema and "G_ema" in checkpoint.tensors else "G"
         states = {"G": checkpoint.tensors[g_group], "D": checkpoint.tensors["D"]}
         note = f"{g_group} and D of {ckpt} (step {checkpoint.step})"
+        classes = _run_classes(checkpoint, source)
         if args.out:
-            path = save_weights(states, spec, args.out, source=note)
+            path = save_weights(states, spec, args.out, source=note, classes=classes)
             print(f"wrote {path}: G from {g_group}, D, spec {spec.name} (step {checkpoint.step})")
     if args.hub:
         from biggan_zoo.hub import write_folder
 
-        paths = write_folder(Path(args.hub), states, spec, note, **card)
+        paths = write_folder(Path(args.hub), states, spec, note, classes=classes, **card)
         print(f"wrote {', '.join(str(p) for p in paths)}: spec {spec.name}; load with zoo.build({str(args.hub)!r})")
     return 0
+
+
+def _run_classes(checkpoint, run_dir: Path) -> list[str] | None:
+    """The class names of a run: its checkpoint's, else its classes.json; None for runs from before names were kept."""
+    from biggan_zoo.runtime.class_names import checked_names, read_class_names
+
+    stored = checkpoint.state.get("classes")
+    if stored is not None:
+        return checked_names(stored, f"{checkpoint.path}/state.json: field 'classes'")
+    return read_class_names(run_dir)
 
 
 def _card_args(args: argparse.Namespace) -> dict:

@@ -1,6 +1,7 @@
-"""`zoo sample SPEC|RUN_DIR`: a PNG grid, one row per class, with a named truncation mode.
+"""`zoo sample SPEC|RUN_DIR`: a PNG grid, one row per class (its name drawn beside it), with a named truncation mode.
 
     zoo sample runs/demo32 --classes 0,3,7 --n 8 --truncation 0.5 --out grid.png
+    zoo sample runs/demo32 --classes disc,ring --no-labels --out bare.png
     zoo sample biggan_deep128_tfhub --weights w.safetensors --sweep 0.2:1.0:0.2 --out sweep.png
 """
 from __future__ import annotations
@@ -29,12 +30,15 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="write a PNG grid of samples, one row per class")
     add_sampling_args(p)
-    p.add_argument("--classes", default="random", help="comma-separated class indices, or `random`")
+    p.add_argument("--classes", default="random", help="comma-separated class indices or names (cat,dog; names "
+                   "come with the run or weights file), or `random`")
     p.add_argument("--rows", type=int, default=8, help="how many classes with --classes random")
     p.add_argument("--n", type=int, default=8, help="samples per class")
     p.add_argument("--sweep", default=None, metavar="START:STOP:STEP",
                    help="one grid per truncation value, side by side")
     p.add_argument("--out", default="samples.png", help="output PNG")
+    p.add_argument("--no-labels", dest="labels", action="store_false",
+                   help="the bare grid, without the class name (or index) drawn left of each row")
     p.add_argument("--tensors", default=None, metavar="FILE", help="also save images, z and y as safetensors")
 
 
@@ -103,7 +107,7 @@ def prepare(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from biggan_zoo.runtime.images import hstack_grids, make_grid, save_image
+    from biggan_zoo.runtime.images import hstack_grids, label_rows, make_grid, save_image
     from biggan_zoo.runtime.sampling import class_grid, parse_classes, parse_sweep
     from biggan_zoo.runtime.truncation import check_truncation
     from biggan_zoo.cli import UsageError
@@ -120,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.sweep:
         values = [args.truncation]  # prepare() gives a G that takes the truncation its default
     try:
-        classes = parse_classes(args.classes, model.n_classes, args.rows, args.seed)
+        classes = parse_classes(args.classes, model.n_classes, args.rows, args.seed, model.class_names)
     except ValueError as e:
         raise UsageError(str(e)) from None
     for t in values:
@@ -133,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
         batches.append(images)
         grids.append(make_grid(images, nrow=args.n))
     picture = hstack_grids(grids) if len(grids) > 1 else grids[0]
+    if args.labels:
+        names = model.class_names or []
+        labels = [names[c] if c < len(names) else str(c) for c in classes]
+        picture = label_rows(picture, labels, row_height=batches[0].shape[-2])
     path = save_image(picture, args.out)
     if args.tensors:
         from pathlib import Path

@@ -18,8 +18,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train", help="train G and D with the spec's recipe (BigGAN: hinge, EMA, ...)")
     add_spec_args(p)  # SPEC may also be a run folder: `zoo train RUN_DIR --resume`
-    p.add_argument("--data", default=None, help="folder with one sub-folder per class, or builtin:shapes "
-                   "(default: the spec's train.data, else builtin:shapes)")
+    p.add_argument("--data", default=None, help="folder with one sub-folder per class (a flat folder: one class), "
+                   "`zoo prepare` output, .npz, IDX, or builtin:shapes (default: the spec's train.data; builtin:shapes "
+                   "only for a spec whose recipe names no dataset)")
+    p.add_argument("--allow-fewer-classes", action="store_true",
+                   help="train a model with more classes than the dataset on the dataset's N classes: fake labels "
+                   "are drawn from the first N, the other class embeddings stay untrained")
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run folder (default runs/<spec name>)")
     p.add_argument("--steps", type=int, default=1000, help="train until this many iterations in total")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in RUN_DIR")
@@ -70,6 +74,8 @@ def _batch_split(cfg: Any, world_size: int) -> str:
     except ValueError as error:
         raise TrainingError(f"{error}: torchrun starts {world_size} process(es)") from None
     text = f"batch {cfg.batch_size} = {parts[0]}"
+    if cfg.g_batch_size and cfg.g_batch_size != cfg.batch_size:
+        return f"{text} (D), G batch {cfg.g_batch_size} = {parts[1]}"
     return text if parts[1] == parts[0] else f"{text} (D), {parts[1]} (G)"
 
 
@@ -127,6 +133,50 @@ def _check_resumable(run_dir: Path, steps: int) -> None:
                          f"above {step} to train further")
 
 
+def data_source(given: str | None, cfg: Any, spec: Any) -> str:
+    """--data, else train.data, else builtin:shapes, unless the recipe names a dataset (train.dataset)."""
+    from biggan_zoo.cli import UsageError
+
+    if given or cfg.data:
+        return given or cfg.data
+    if cfg.dataset:
+        where = spec.doc.loc(("train", "dataset"))
+        raise UsageError(f"{spec.name}'s recipe trains on {cfg.dataset} (train.dataset{f' at {where}' if where else ''}) "
+                         "but no data was given: add --data DIR (class sub-folders, a `zoo prepare` folder, .npz or "
+                         "IDX), or --data builtin:shapes for the toy set")
+    return "builtin:shapes"
+
+
+def _classes_location(spec: Any) -> str:
+    """'vars.n_classes at FILE:LINE:COL' (or G's class input), where the model's class count is set."""
+    candidates = [("vars", "n_classes")] if "n_classes" in (spec.data.get("vars") or {}) else []
+    candidates += [("graphs", "G", "inputs", name) for name, kind in spec.graphs["G"].inputs.items()
+                   if kind.kind == "classes"]
+    for path in candidates:
+        where = spec.doc.loc(path)
+        if where is not None:
+            return f"{'.'.join(map(str, path))} at {where}"
+    return str(spec.path)
+
+
+def checked_class_count(dataset: Any, source: str, spec: Any, model_classes: int, allow_fewer: bool) -> int:
+    """The number of classes to train on: the dataset's, which must equal the model's (or, with
+    ``allow_fewer``, be fewer); a TrainingError saying which is which otherwise."""
+    from biggan_zoo.runtime.train import TrainingError
+
+    data_classes = getattr(dataset, "n_classes", 1)
+    if data_classes == model_classes or (allow_fewer and data_classes < model_classes):
+        return data_classes
+    where = f"{spec.name}'s n_classes is {model_classes} ({_classes_location(spec)})"
+    fixes = f"--set vars.n_classes={data_classes} for a model of the dataset's classes"
+    if data_classes < model_classes:
+        fixes += (f", or --allow-fewer-classes to train only the model's first {data_classes} classes (the others "
+                  "stay untrained)")
+    else:
+        fixes += " (labels beyond the model's are never dropped or folded silently)"
+    raise TrainingError(f"the dataset '{source}' has {data_classes} classes but {where}; use {fixes}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Train; every process of a torchrun job runs this."""
     try:
@@ -175,12 +225,10 @@ def _train(args: argparse.Namespace) -> int:
         # after a torchrun restart the run's checkpoint, not --weights, is where training resumes
         with _reported_by(group.is_main):  # a file for another spec: every rank finds it, rank 0 says it
             model = build(spec, weights=weights, seed=cfg.seed, device=group.device)
-        source = args.data or cfg.data or "builtin:shapes"
-        dataset = open_dataset(source, model.resolution)
-        data_classes = getattr(dataset, "n_classes", 1)
-        if data_classes > model.n_classes:
-            raise TrainingError(f"the dataset '{source}' has {data_classes} classes but {spec.path} is built for "
-                                f"{model.n_classes}; set --set vars.n_classes={data_classes} or use fewer classes")
+        with _reported_by(group.is_main):  # every rank sees the same data: rank 0 says what is wrong
+            source = data_source(args.data, cfg, spec)
+            dataset = open_dataset(source, model.resolution)
+            train_classes = checked_class_count(dataset, source, spec, model.n_classes, args.allow_fewer_classes)
         run_dir = Path(args.out or Path("runs") / spec.name)
         resume = args.resume or group.restarted()  # torchrun --max-restarts: carry on from the last checkpoint
         if args.resume and not group.restarted():
@@ -221,7 +269,9 @@ def _train(args: argparse.Namespace) -> int:
 
             with _reported_by(group.is_main):
                 evaluation = training_eval(cfg.eval, model, run_dir, group.device, group.is_main, cfg.seed)
-        trainer = Trainer(G, D, cfg, z_dim=model.z_dim, n_classes=model.n_classes, dataset=dataset,
+        # fake labels (and sample-grid rows) come from the classes the data has (all the model's but with
+        # --allow-fewer-classes)
+        trainer = Trainer(G, D, cfg, z_dim=model.z_dim, n_classes=train_classes, dataset=dataset,
                           run_dir=run_dir, spec=spec.data, device=group.device, dist=group,
                           num_workers=workers, progress_bar=not args.no_bar and sys.stderr.isatty(),
                           truncation=1.0 if takes_truncation(spec) else None, evaluation=evaluation)
