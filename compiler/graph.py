@@ -60,9 +60,10 @@ class CheckedGraph:
         return [self.type_of(r) for r in self.outputs]
 
 
-def check_graph(name: str, graph: Any, doc: Document) -> CheckedGraph:
-    """Check one GraphSpec (`graph`) of `doc` and infer its types."""
-    base = ("graphs", name)
+def check_graph(name: str, graph: Any, doc: Document, base: tuple = ()) -> CheckedGraph:
+    """Check one GraphSpec (`graph`) of `doc` and infer its types; errors point under `base`
+    (default `graphs.<name>`; a block template's instance is checked under `blocks.<template>`)."""
+    base = base or ("graphs", name)
     inputs = {k: v.tensor_type() for k, v in graph.inputs.items()}
     order = {n: i for i, n in enumerate(graph.nodes)}
     for what, names in (("input", graph.inputs), ("node", graph.nodes)):

@@ -229,7 +229,7 @@ def _merge_values(base: Any, child: Any, path: Path_ = ()) -> Any:
 
 def _replaces_node(base: dict, child: dict, path: Path_) -> bool:
     """A node whose `op` the child changes is replaced, not merged: the old op's fields would not fit."""
-    is_node = len(path) == 4 and path[0] == "graphs" and path[2] == "nodes"
+    is_node = len(path) == 4 and path[0] in ("graphs", "blocks") and path[2] == "nodes"  # a graph's or a template's
     return is_node and "op" in child and child["op"] != base.get("op")
 
 

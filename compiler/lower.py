@@ -81,3 +81,25 @@ def readable_code(module: fx.GraphModule) -> str:
     import re
 
     return re.sub(r";  (?:\w+ = )+None", "", module.code).strip() + "\n"
+
+
+def node_code(module: torch.nn.Module, n_inputs: int, names: list[str] | None = None) -> str:
+    """The forward of one node's module as straight-line code: a template instance's own fx code, or a
+    Python op's forward traced by fx with its submodules kept as calls (`self.conv1(...)`)."""
+    if isinstance(module, fx.GraphModule):
+        return readable_code(module)
+    names = names or [f"in{i}" for i in range(n_inputs)]
+    graph = fx.Graph()  # a fixed signature, so a forward with `*conds` traces with a known count
+    graph.output(graph.call_module("node", tuple(graph.placeholder(n) for n in names)))
+    wrapper = fx.GraphModule(torch.nn.ModuleDict({"node": module}), graph)
+
+    class _Tracer(fx.Tracer):
+        def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
+            return qualname != "node"
+
+    traced = _Tracer().trace(wrapper)
+    for n in traced.nodes:
+        if n.op == "call_module":
+            n.target = n.target.removeprefix("node.")
+            n._rename(n.target.replace(".", "_"))  # `bn1 = self.bn1(...)`, not `node_bn1`
+    return readable_code(fx.GraphModule(module, traced))

@@ -25,11 +25,13 @@ def resolve(doc: Document) -> Document:
                         hint="e.g. vars: {ch: 96, n_classes: 1000}")
     budget = Budget()
     values = _resolve_vars(doc, raw_vars, budget)
-    out = {k: (values if k == "vars" else _substitute(v, (k,), doc, values, budget)) for k, v in data.items()}
+    out = {k: (values if k == "vars" else v if k in LATE else _substitute(v, (k,), doc, values, budget))
+           for k, v in data.items()}
     _refuse_unused_vars(doc, raw_vars)
     return Document(out, doc.locs, doc.file)
 
 
+LATE = ("blocks",)  # templates' expressions read their params; compiler/templates.py evaluates them per use
 UNUSED_PREFIX = "_"  # a var named `_x` may go unread: declared for later use
 
 
@@ -40,7 +42,7 @@ def _refuse_unused_vars(doc: Document, raw: dict[str, Any]) -> None:
     (which could change nothing) is refused.
     """
     read: set[str] = set()
-    texts = [text for value in doc.data.values() for text in _expressions(value)]
+    texts = [text for key, value in doc.data.items() if key not in LATE for text in _expressions(value)]
     for text in texts:
         read |= names_in(text)
     for name in raw:

@@ -50,6 +50,8 @@ def authored_json_schema(resolved: dict[str, Any], partial_only: bool = False) -
                "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
     for name in ("Spec", "PartialSpec"):
         out_defs[name]["properties"]["extends"] = extends
+    for name in [n for n in out_defs if n.startswith("PartialTemplateUse")]:
+        out_defs[name]["required"] = ["op"]  # else any partial node (a misspelt field, no op) would match it
     out_defs["Spec"]["properties"].pop("extends")  # a complete spec extends nothing
     schema: dict[str, Any] = {"$schema": _DRAFT_07, "title": "zoo spec (as written)",
                               "description": "A zoo spec file as people write it: expressions, partial variants."}

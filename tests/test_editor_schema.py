@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 FILES = sorted(SPECS.rglob("*.yaml"))
-MIXINS = sorted((SPECS / "mixins").glob("*.yaml"))
+MIXINS = sorted((SPECS / "mixins").glob("*.yaml")) + sorted((SPECS / "blocks").glob("*.yaml"))  # partial files
 AUTHORED = json.loads((SPECS / "schema.authored.json").read_text())
 PARTIAL = json.loads((SPECS / "schema.partial.json").read_text())
 

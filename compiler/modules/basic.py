@@ -54,14 +54,43 @@ class Reshape(nn.Module):
 
 
 class Upsample(nn.Module):
-    """Nearest-neighbour upsampling by an integer factor."""
+    """Upsampling by an integer factor: nearest neighbour, or bilinear (align_corners=False)."""
 
-    def __init__(self, factor: int) -> None:
+    def __init__(self, factor: int, mode: str = "nearest") -> None:
         super().__init__()
         self.factor = factor
+        self.mode = mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, scale_factor=self.factor, mode="nearest")
+        if self.mode == "nearest":
+            return F.interpolate(x, scale_factor=self.factor, mode="nearest")
+        return F.interpolate(x, scale_factor=self.factor, mode=self.mode, align_corners=False)
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}, mode={self.mode}"
+
+
+class Add(nn.Module):
+    """Sum of the inputs, left to right."""
+
+    def forward(self, x: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
+        for other in others:
+            x = x + other
+        return x
+
+
+class ChannelSlice(nn.Module):
+    """Channels start:stop of (B, C, H, W), a view."""
+
+    def __init__(self, start: int, stop: int) -> None:
+        super().__init__()
+        self.start, self.stop = start, stop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.start:self.stop]
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, stop={self.stop}"
 
 
 class GlobalSumPool(nn.Module):

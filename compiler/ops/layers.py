@@ -36,12 +36,13 @@ class Linear(Op):
 
 @register
 class Conv2d(Op):
-    """Stride-1 2-D convolution on an image; 'same' padding by default (SNConv2d in BigGAN)."""
+    """2-D convolution on an image; stride 1 and 'same' padding by default (SNConv2d in BigGAN)."""
 
     op: Literal["conv2d"] = "conv2d"
     out: int = Field(gt=0, description="Number of output channels.")
     kernel: int = Field(3, ge=1, description="Square kernel size.")
     padding: int | None = Field(None, ge=0, description="Zero padding per side; default kernel // 2.")
+    stride: int = Field(1, ge=1, description="Step of the kernel over height and width.")
     bias: bool = Field(True, description="Learn an additive bias per output channel.")
     sn: bool = Field(True, description="Spectrally normalise the weight (style from the graph settings).")
 
@@ -52,7 +53,8 @@ class Conv2d(Op):
         expect_kind(inputs[0], "image", "conv2d")
         c, h, w = inputs[0].shape
         pad = self.kernel // 2 if self.padding is None else self.padding
-        out_h, out_w = h + 2 * pad - self.kernel + 1, w + 2 * pad - self.kernel + 1
+        out_h = (h + 2 * pad - self.kernel) // self.stride + 1
+        out_w = (w + 2 * pad - self.kernel) // self.stride + 1
         if out_h < 1 or out_w < 1:
             raise ShapeError(f"conv2d with kernel {self.kernel} and padding {pad} does not fit {inputs[0]}",
                              hint="use a smaller kernel or more padding", input_index=0)
@@ -61,8 +63,11 @@ class Conv2d(Op):
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
         from biggan_zoo.compiler.modules.spectral import make_conv
 
-        return make_conv(inputs[0].channels, self.out, self.kernel, padding=self.padding, bias=self.bias,
+        conv = make_conv(inputs[0].channels, self.out, self.kernel, padding=self.padding, bias=self.bias,
                          sn=self.sn, settings=settings)
+        if self.stride != 1:
+            conv.stride = (self.stride, self.stride)  # every conv style reads nn.Conv2d's attribute
+        return conv
 
 
 @register

@@ -180,10 +180,12 @@ class Identity(Op):
 
 @register
 class Upsample(Op):
-    """Nearest-neighbour upsampling of an image by an integer factor."""
+    """Upsampling of an image by an integer factor, nearest neighbour (BigGAN's) or bilinear."""
 
     op: Literal["upsample"] = "upsample"
     factor: int = Field(2, ge=1, description="Scale factor for height and width.")
+    mode: Literal["nearest", "bilinear"] = Field("nearest", description="Interpolation: 'nearest' (BigGAN) "
+                                                 "or 'bilinear' (align_corners=False).")
 
     arity = (1, 1)
     example = ({"factor": 2}, [TensorType.image(3, 4, 5)])
@@ -196,7 +198,7 @@ class Upsample(Op):
     def build(self, inputs: list[TensorType], settings: GraphSettings) -> "nn.Module":
         from biggan_zoo.compiler.modules.basic import Upsample as UpsampleModule
 
-        return UpsampleModule(self.factor)
+        return UpsampleModule(self.factor, self.mode)
 
 
 class _Pool(Op):
