@@ -29,6 +29,14 @@ def _to_unit_range(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
 
 
+def batch_indices(indices: Any, length: int) -> np.ndarray:
+    """A batch's indices as int64, each checked to lie in [0, length) (IndexError otherwise)."""
+    index = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if index.size and (index.min() < 0 or index.max() >= length):
+        raise IndexError(f"index {index[(index < 0) | (index >= length)][0]} is out of range for {length} samples")
+    return index
+
+
 class ImageFolderDataset(Dataset):
     """``root/<class>/<image>``: sorted class-folder names give label indices; items are (CHW in [-1,1], label)."""
 
@@ -81,6 +89,14 @@ class ImageFolderDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
         return _to_unit_range(decode_image(path, self.resolution)), label
+
+    def batch_pixels(self, indices: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Images (B,3,R,R) uint8 and labels (B,) int64, decoded one by one (see ``DataStream``)."""
+        index = batch_indices(indices, len(self))
+        pixels = np.empty((len(index), 3, self.resolution, self.resolution), dtype=np.uint8)
+        for row, i in enumerate(index.tolist()):
+            pixels[row] = decode_image(self.samples[i][0], self.resolution).transpose(2, 0, 1)
+        return pixels, np.array([self.samples[i][1] for i in index.tolist()], dtype=np.int64)
 
     def _resize_crop(self, image: Any) -> np.ndarray:  # a PIL image; Pillow is imported lazily
         return resize_crop(image, self.resolution)
@@ -222,6 +238,11 @@ class ShapesDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.images[index].float().div_(127.5).sub_(1.0), int(self.labels[index])
 
+    def batch_pixels(self, indices: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Images (B,3,R,R) uint8 and labels (B,) int64: one gather from the generated arrays."""
+        index = torch.from_numpy(batch_indices(indices, len(self)))
+        return self.images[index].numpy(), self.labels[index].numpy()
+
     def summary(self) -> str:
         """Images per class as printable text."""
         per_class = len(self) // self.n_classes
@@ -283,12 +304,47 @@ class _ResumableBatches(torch.utils.data.Sampler):
             yield batch
 
 
+class _PixelBatches(Dataset):
+    """``batches[indices]`` is (uint8 (B,3,R,R), int64 (B,)) from ``dataset.batch_pixels``: one fetch per batch.
+
+    Used with ``DataLoader(batch_size=None)`` and the batch sampler as its sampler, so a worker process
+    sends a uint8 batch (a quarter of the float bytes) and the conversion is done once, by the consumer.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels, labels = self.dataset.batch_pixels(indices)
+        return torch.from_numpy(pixels), torch.from_numpy(labels)
+
+
+def unit_range_batch(pixels: torch.Tensor, pin_memory: bool = False) -> torch.Tensor:
+    """(B,3,R,R) uint8 -> float32 in [-1, 1], the per-item arithmetic (float, / 127.5, - 1) on the whole batch.
+
+    Elementwise and correctly rounded, so each value equals what ``__getitem__`` gives bit for bit. The
+    output is allocated first (pinned when asked: the copy to the GPU is then asynchronous) and filled
+    in place, which also spares the temporary a ``.float()`` would allocate.
+    """
+    out = torch.empty(pixels.shape, dtype=torch.float32, pin_memory=pin_memory)
+    return out.copy_(pixels).div_(127.5).sub_(1.0)
+
+
 class DataStream:
     """Endless (images, labels) batches whose order depends only on (seed, samples consumed, rank, world size).
 
     ``consumed`` counts the samples drawn by all processes together (``batch_size * world_size`` per
     batch); a new stream built with ``start=consumed`` continues exactly where the old one stopped, even
     mid-epoch and even with another number of processes (same global batch, other split).
+
+    A dataset with ``batch_pixels(indices) -> (uint8 (B,3,R,R), int64 (B,))`` (every dataset of zoo's:
+    image folders, prepared shards, npz/IDX arrays, builtin:shapes) is read a batch at a time, as uint8,
+    and converted to float here in one operation; other datasets go item by item through DataLoader's
+    collate. Both give the same tensors. ``num_workers`` processes fetch batches ahead; for data already
+    decoded (prepared shards, arrays) a fetch is a memory copy and the main process alone is as fast.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int, *, start: int = 0, rank: int = 0,
@@ -298,14 +354,17 @@ class DataStream:
         self.batch_size = batch_size
         self.global_batch = batch_size * world_size
         self.consumed = start
-        self._loader = DataLoader(
-            dataset, batch_sampler=sampler, num_workers=num_workers,
-            pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
-            # A private generator: otherwise creating the iterator draws from the global torch RNG,
-            # which would make a resumed run diverge from an uninterrupted one.
-            generator=torch.Generator().manual_seed(seed),
-            persistent_workers=False,
-        )
+        pin = torch.cuda.is_available() if pin_memory is None else pin_memory and torch.cuda.is_available()
+        self._batched = callable(getattr(dataset, "batch_pixels", None))
+        self._pin = pin
+        # A private generator: otherwise creating the iterator draws from the global torch RNG, which
+        # would make a resumed run diverge from an uninterrupted one.
+        common = {"num_workers": num_workers, "generator": torch.Generator().manual_seed(seed),
+                  "persistent_workers": False}
+        if self._batched:  # pinned by unit_range_batch, after the conversion
+            self._loader = DataLoader(_PixelBatches(dataset), sampler=sampler, batch_size=None, **common)
+        else:
+            self._loader = DataLoader(dataset, batch_sampler=sampler, pin_memory=pin, **common)
         self._iterator = iter(self._loader)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -319,6 +378,8 @@ class DataStream:
             if "Original Traceback" in text:
                 raise DataError(text.splitlines()[-1].removeprefix(f"{DataError.__module__}.DataError: ")) from None
             raise
+        if self._batched:
+            images = unit_range_batch(images, self._pin)
         self.consumed += self.global_batch
         return images, labels
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from biggan_zoo.runtime.data import DataError, DataWarning, resize_crop
+from biggan_zoo.runtime.data import DataError, DataWarning, batch_indices, resize_crop, unit_range_batch
 
 IDX_NAME = re.compile(r"idx[1-4]", re.IGNORECASE)
 IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
@@ -101,11 +101,20 @@ class _ArrayDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return _unit_range_chw(self._pixels(index)), int(self.labels[index])
 
+    def batch_pixels(self, indices: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Images (B,3,R,R) uint8 and labels (B,) int64 of a batch (``DataStream`` reads batches so)."""
+        index = batch_indices(indices, len(self))
+        pixels = np.empty((len(index), 3, self.resolution, self.resolution), dtype=np.uint8)
+        for row, i in enumerate(index.tolist()):
+            pixels[row] = self._pixels(i)
+        return pixels, self.labels[index]
+
     def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
-        """A batch at once (DataLoader calls this): one gather and one conversion instead of one per item;
+        """A batch at once for a plain DataLoader: one fetch and one conversion instead of one per item;
         the same elementwise float32 operations as ``__getitem__``, so the same values bit for bit."""
-        batch = _unit_range_chw(np.stack([self._pixels(index) for index in indices]))
-        return [(batch[k], int(self.labels[index])) for k, index in enumerate(indices)]
+        pixels, labels = self.batch_pixels(indices)
+        batch = unit_range_batch(torch.from_numpy(pixels))
+        return [(batch[k], int(label)) for k, label in enumerate(labels.tolist())]
 
     def summary(self) -> str:
         """Images per class, plus any warnings, as printable text."""
@@ -139,6 +148,17 @@ class InMemoryArrayDataset(_ArrayDataset):
 
     def _pixels(self, index: int) -> np.ndarray:
         return as_rgb_at(self.images[index], self.resolution).transpose(2, 0, 1)
+
+    def batch_pixels(self, indices: Any) -> tuple[np.ndarray, np.ndarray]:
+        """One gather when the images are stored at the resolution in RGB or gray (as_rgb_at's identity
+        cases); otherwise each image is resized as an image file would be."""
+        if self.native != (self.resolution, self.resolution) or self.images.shape[3] == 4:
+            return super().batch_pixels(indices)
+        index = batch_indices(indices, len(self))
+        gathered = self.images[index].transpose(0, 3, 1, 2)  # (B, C, R, R), C 1 or 3
+        pixels = np.empty((len(index), 3, self.resolution, self.resolution), dtype=np.uint8)
+        pixels[:] = gathered  # a gray channel is broadcast to the three, as Pillow's L -> RGB copies it
+        return pixels, self.labels[index]
 
     def _describe(self) -> str:
         channels = self.images.shape[3]
@@ -312,6 +332,19 @@ class PreparedDataset(_ArrayDataset):
             raise IndexError(index)
         k = int(np.searchsorted(self.ends, index, side="right"))
         return self._shard(k)[index - (int(self.ends[k - 1]) if k else 0)]
+
+    def batch_pixels(self, indices: Any) -> tuple[np.ndarray, np.ndarray]:
+        """One fancy-index gather per shard the batch touches, offsets ascending (sequential reads of the
+        mapped file), written straight into the batch's rows; nothing is converted here."""
+        index = batch_indices(indices, len(self))
+        shard_of = np.searchsorted(self.ends, index, side="right")
+        local = index - np.concatenate([[0], self.ends[:-1]])[shard_of]
+        pixels = np.empty((len(index), 3, self.resolution, self.resolution), dtype=np.uint8)
+        for k in np.unique(shard_of).tolist():
+            rows = np.flatnonzero(shard_of == k)
+            rows = rows[np.argsort(local[rows], kind="stable")]
+            pixels[rows] = self._shard(k)[local[rows]]
+        return pixels, self.labels[index]
 
     def __getstate__(self) -> dict[str, Any]:
         # A memory map pickles as a copy of its data: a spawned worker reopens the files instead.
