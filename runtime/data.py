@@ -238,6 +238,8 @@ class ShapesDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.images[index].float().div_(127.5).sub_(1.0), int(self.labels[index])
 
+    decoded = True  # a batch is a gather from memory: loader worker processes only add copies
+
     def batch_pixels(self, indices: Any) -> tuple[np.ndarray, np.ndarray]:
         """Images (B,3,R,R) uint8 and labels (B,) int64: one gather from the generated arrays."""
         index = torch.from_numpy(batch_indices(indices, len(self)))
@@ -343,8 +345,9 @@ class DataStream:
     A dataset with ``batch_pixels(indices) -> (uint8 (B,3,R,R), int64 (B,))`` (every dataset of zoo's:
     image folders, prepared shards, npz/IDX arrays, builtin:shapes) is read a batch at a time, as uint8,
     and converted to float here in one operation; other datasets go item by item through DataLoader's
-    collate. Both give the same tensors. ``num_workers`` processes fetch batches ahead; for data already
-    decoded (prepared shards, arrays) a fetch is a memory copy and the main process alone is as fast.
+    collate. Both give the same tensors. ``num_workers`` processes fetch batches ahead: worth it for image
+    files; for decoded data (``dataset.decoded``: prepared shards, arrays) a fetch is a memory copy, and
+    receiving it from a worker costs the main process more than making it (bench/data.py).
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int, *, start: int = 0, rank: int = 0,

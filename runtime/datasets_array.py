@@ -149,10 +149,16 @@ class InMemoryArrayDataset(_ArrayDataset):
     def _pixels(self, index: int) -> np.ndarray:
         return as_rgb_at(self.images[index], self.resolution).transpose(2, 0, 1)
 
+    @property
+    def decoded(self) -> bool:
+        """Whether a batch is a plain gather (stored at the resolution, RGB or gray): then loader worker
+        processes add only inter-process copies (bench/data.py)."""
+        return self.native == (self.resolution, self.resolution) and self.images.shape[3] != 4
+
     def batch_pixels(self, indices: Any) -> tuple[np.ndarray, np.ndarray]:
         """One gather when the images are stored at the resolution in RGB or gray (as_rgb_at's identity
         cases); otherwise each image is resized as an image file would be."""
-        if self.native != (self.resolution, self.resolution) or self.images.shape[3] == 4:
+        if not self.decoded:
             return super().batch_pixels(indices)
         index = batch_indices(indices, len(self))
         gathered = self.images[index].transpose(0, 3, 1, 2)  # (B, C, R, R), C 1 or 3
@@ -294,6 +300,8 @@ class PreparedDataset(_ArrayDataset):
     Image i lies in shard ``searchsorted(ends, i, 'right')``; the shards stay unopened until an item is
     read, and are reopened (not copied) in each DataLoader worker process.
     """
+
+    decoded = True  # a batch is a gather from the maps: loader worker processes only add copies
 
     def __init__(self, root: str | Path, resolution: int) -> None:
         """Read and check the manifest (untrusted) and each shard's header; DataError on any mismatch."""

@@ -71,9 +71,13 @@ def _datasets(tmp_path: Path) -> dict[str, Dataset]:
     }
 
 
+DECODED = {"prepared", "npz at the resolution", "npz NCHW", "npz gray at the resolution", "shapes"}
+
+
 def test_the_batch_path_gives_exactly_the_per_item_tensors(tmp_path: Path) -> None:
     for name, dataset in _datasets(tmp_path).items():
         assert callable(getattr(dataset, "batch_pixels", None)), name
+        assert getattr(dataset, "decoded", False) == (name in DECODED), name  # zoo train's default workers
         expected = _per_item_batches(dataset, 6, seed=7, count=4)  # 24 samples: every set crosses an epoch
         for workers in (0, 1):
             stream = DataStream(dataset, 6, seed=7, num_workers=workers, pin_memory=False)

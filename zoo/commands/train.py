@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(`zoo export` or `zoo convert` output; graphs it lacks, e.g. a released G's D, start fresh)")
     p.add_argument("--device", default=None, choices=["cpu", "cuda"],
                    help="cpu or cuda (default: cuda when available; torchrun gives each process its GPU)")
-    p.add_argument("--workers", type=int, default=None, help="data-loading worker processes")
+    p.add_argument("--workers", type=int, default=None, help="data-loading worker processes (default: 2 on CUDA for "
+                   "image folders, else 0: prepared or array data loads fastest in the main process)")
     p.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="how long a collective waits for a silent rank before the job fails")
     p.add_argument("--no-bar", action="store_true",
@@ -262,7 +263,10 @@ def _train(args: argparse.Namespace) -> int:
         with _reported_by(group.is_main):  # every rank sees the same fingerprints: rank 0 says it
             distributed.check_identical({"G": model.G, "D": model.D}, group)
         G, D = distributed.wrap(model.G, group), distributed.wrap(model.D, group)
-        workers = args.workers if args.workers is not None else (2 if group.device.type == "cuda" else 0)
+        # Decoded data (prepared shards, arrays at the resolution): a batch is a memory copy, which workers
+        # only slow down by sending it between processes (bench/data.py); image files are decoded by 2.
+        decoded = getattr(dataset, "decoded", False)
+        workers = args.workers if args.workers is not None else 2 if group.device.type == "cuda" and not decoded else 0
         evaluation = None
         if cfg.eval is not None:
             from biggan_zoo.training_eval import training_eval
