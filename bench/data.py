@@ -12,11 +12,6 @@ N > 0 is N DataLoader worker processes fetching while the main process converts.
 are in the page cache after the first epoch, as they are for any data set that fits in memory.
 
 The machine may be shared: the load average is printed before and after each resolution.
-
-Without CUDA the float batch is fresh memory each time, and at 256 px (50 MB a batch of 64) faulting
-its pages in costs more than the conversion; `--thp` sets PyTorch's THP_MEM_ALLOC_ENABLE=1 (huge pages
-for large CPU tensors) to show that. With CUDA the batch is pinned memory from torch's caching host
-allocator, which reuses its blocks.
 """
 from __future__ import annotations
 
@@ -72,10 +67,7 @@ def main() -> None:
     parser.add_argument("--raw-batches", type=int, default=6, help="batches timed from the raw tree")
     parser.add_argument("--prepared-batches", type=int, default=150, help="batches timed from the shards")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the main process (the conversion)")
-    parser.add_argument("--thp", action="store_true", help="huge pages for large CPU tensors (THP_MEM_ALLOC_ENABLE)")
     args = parser.parse_args()
-    if args.thp:  # read by torch at its first allocation: set before the import
-        os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
 
     import torch
 
@@ -87,7 +79,7 @@ def main() -> None:
     width, height = (int(v) for v in args.source_size.lower().split("x"))
     print(f"{os.cpu_count()} CPUs ({available_cores()} usable), load average {load()}; {args.images} JPEG files "
           f"{width}x{height}, batch {args.batch}, {args.threads} torch thread(s) in the main process, "
-          f"huge pages {'on' if args.thp else 'off'}, torch {torch.__version__}")
+          f"torch {torch.__version__}")
     with tempfile.TemporaryDirectory(prefix="zoo-bench-data-") as temp:
         tree = Path(temp) / "jpeg"
         write_tree(tree, args.images, (width, height))
