@@ -2,15 +2,22 @@
 
     python bench/train_step.py biggan32 --batch 8 --threads 1
     python bench/train_step.py demo32 --batch 32 --threads 2 --variants eager,channels_last,bf16,compile
+    python bench/train_step.py biggan32 --batch 8 --variants eager --blocks both   # Python ops vs templates
 
 Each variant builds fresh models, runs warm-up iterations, then times `--iters` iterations and prints
 the median, with the FLOPs of one iteration (torch's FLOP counter) and the achieved GFLOP/s.
+`--blocks template` builds the spec with its g_block/d_block/deep_g_block/deep_d_block nodes replaced by
+the equal templates of specs/blocks/ (a resolved spec file written to a temporary folder); `both` builds
+the two and interleaves their iterations (see `compare_blocks`).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -52,6 +59,31 @@ def make_trainer(spec: str, batch: int, precision: str, channels_last: bool, com
     return trainer, model, cfg
 
 
+AS_TEMPLATE = {"g_block": "biggan_g_block", "d_block": "biggan_d_block",
+               "deep_g_block": "biggan_deep_g_block", "deep_d_block": "biggan_deep_d_block"}
+LIBRARIES = ("blocks/biggan.yaml", "blocks/biggan_deep.yaml")
+
+
+def templated_spec(spec: str, overrides: tuple[str, ...], folder: Path) -> Path:
+    """A resolved copy of `spec` whose block ops are the templates of specs/blocks/, as a file in `folder`."""
+    import yaml
+
+    from biggan_zoo.compiler.api import load_spec
+    from biggan_zoo.compiler.catalog import BUILTIN
+
+    loaded = load_spec(spec, overrides)
+    data = json.loads(json.dumps(loaded.data))
+    for graph in data["graphs"].values():
+        for node in graph["nodes"].values():
+            node["op"] = AS_TEMPLATE.get(node["op"], node["op"])
+    data["blocks"] = {}
+    for library in LIBRARIES:
+        data["blocks"].update(yaml.safe_load((BUILTIN / library).read_text())["blocks"])
+    path = folder / f"{loaded.name}_templates.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
 def iteration_flops(model, cfg, batch: int) -> int:
     """FLOPs of one iteration (d_steps x (G no-grad fwd + D fwd/bwd on 2B) + G fwd/bwd with D fwd/bwd)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -88,29 +120,68 @@ def main() -> None:
                         help="spec override, e.g. --set vars.ch=64")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--variants", default="eager,channels_last,bf16,bf16_channels_last")
+    parser.add_argument("--blocks", choices=("python", "template", "both"), default="python",
+                        help="block ops as Python modules, as the templates of specs/blocks/, or both")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{args.threads} CPU thread(s)"
     print(f"{args.spec} {' '.join(args.overrides)}: batch {args.batch}, {where}, torch {torch.__version__}")
     flops = None
+    if args.blocks == "both":
+        compare_blocks(args)
+        return
+    spec, overrides = args.spec, tuple(args.overrides)
+    if args.blocks == "template":  # a resolved file: the overrides are in it already
+        spec, overrides = str(templated_spec(args.spec, overrides, Path(tempfile.mkdtemp(prefix="zoo_bench_")))), ()
     for name in args.variants.split(","):
-        trainer, model, cfg = make_trainer(args.spec, args.batch, d_steps=args.d_steps, device=args.device,
-                                           overrides=tuple(args.overrides), **VARIANTS[name])
+        trainer, model, cfg = make_trainer(spec, args.batch, d_steps=args.d_steps, device=args.device,
+                                           overrides=overrides, **VARIANTS[name])
         if flops is None:
             flops = iteration_flops(model, cfg, args.batch)
             print(f"one iteration = {cfg.d_steps} D step(s) + 1 G step + EMA: {flops / 1e9:.1f} GFLOP")
         times = []
         for i in range(args.warmup + args.iters):
             start = time.perf_counter()
-            trainer.train_step(diagnostics=False)  # as fit() runs a step between log steps
-            if args.device.startswith("cuda"):
-                torch.cuda.synchronize()
+            step(trainer, args.device)
             if i >= args.warmup:
                 times.append(time.perf_counter() - start)
         median = statistics.median(times)
         print(f"{name:>22}: {median:.3f} s/iter (min {min(times):.3f})  {args.batch * cfg.d_steps / median:7.1f} "
               f"real img/s  {flops / median / 1e9:6.1f} GFLOP/s")
 
+
+def step(trainer, device: str) -> None:
+    """One training iteration, as fit() runs one between log steps."""
+    trainer.train_step(diagnostics=False)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def compare_blocks(args: argparse.Namespace) -> None:
+    """Python block ops vs their templates: both trainers built once, single iterations interleaved (the
+    order swapped every iteration), so a change of machine load hits both alike; the figure is the
+    median over iterations of template time / Python time."""
+    folder = Path(tempfile.mkdtemp(prefix="zoo_bench_"))
+    specs = {"python": (args.spec, tuple(args.overrides)),
+             "template": (str(templated_spec(args.spec, tuple(args.overrides), folder)), ())}
+    for name in args.variants.split(","):
+        trainers = {}
+        for kind, (spec, overrides) in specs.items():
+            torch.manual_seed(0)
+            trainers[kind] = make_trainer(spec, args.batch, d_steps=args.d_steps, device=args.device,
+                                          overrides=overrides, **VARIANTS[name])[0]
+        times: dict[str, list[float]] = {kind: [] for kind in specs}
+        for i in range(args.warmup + args.iters):
+            for kind in (("python", "template") if i % 2 == 0 else ("template", "python")):
+                start = time.perf_counter()
+                step(trainers[kind], args.device)
+                if i >= args.warmup:
+                    times[kind].append(time.perf_counter() - start)
+        ratios = [t / p for t, p in zip(times["template"], times["python"])]
+        print(f"{name:>22}: python {statistics.median(times['python']):.3f} s/iter, template "
+              f"{statistics.median(times['template']):.3f} s/iter; template / python = "
+              f"{statistics.median(ratios):.3f} (median of {len(ratios)} paired iterations; "
+              f"quartiles {statistics.quantiles(ratios, n=4)[0]:.3f}..{statistics.quantiles(ratios, n=4)[2]:.3f})")
 
 if __name__ == "__main__":
     main()

@@ -35,12 +35,16 @@ REFERENCE_COUNTS = [
 # the Table 1 rows that differ from row 8 only in training: same architecture, same counts
 TRAINING_VARIANTS = ["biggan128_bs256", "biggan128_bs512", "biggan128_bs1024", "biggan128_bs2048",
                      "biggan128_ortho", "biggan128_no_ortho"]
+# row 8 with other block internals (templates of specs/blocks/): activations and resampling have no parameters
+TEMPLATE_VARIANTS = ["biggan128_leaky_relu", "biggan128_bilinear"]
 
 # spec -> reference state_dict dump (same file stem prefix for G and D)
 REFERENCE_KEYS = {
     "biggan32": "biggan32_cifar",
     "biggan128": "biggan128_ch96",
     "biggan128_ch64": "biggan128_ch64",
+    "biggan128_leaky_relu": "biggan128_ch96",  # template blocks: the reference's keys, nested the same way
+    "biggan128_bilinear": "biggan128_ch96",
     "biggan256": "biggan256_ch96",
     "biggan512": "biggan512_ch96",
     "biggan_deep128": "biggandeep128_ch128",
@@ -65,7 +69,7 @@ def test_parameter_counts_match_the_reference(spec_name: str, g_count: int, d_co
         assert count(meta_module(spec_name, "D")) == d_count
 
 
-@pytest.mark.parametrize("spec_name", TRAINING_VARIANTS)
+@pytest.mark.parametrize("spec_name", TRAINING_VARIANTS + TEMPLATE_VARIANTS)
 def test_training_variants_keep_row_8_architecture(spec_name: str) -> None:
     for graph in ("G", "D"):
         assert count(meta_module(spec_name, graph)) == count(meta_module("biggan128", graph))
