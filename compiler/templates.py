@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError
 
+from biggan_zoo.compiler import limits
 from biggan_zoo.compiler.diagnostics import SpecError, did_you_mean
 from biggan_zoo.compiler.expr import Budget
 from biggan_zoo.compiler.load import Document, Path_
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 TEMPLATE_TAG = "<template>"
 """The union tag of a node whose `op` is not a registered op (a template use, or a typo)."""
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MAX_NESTING = 8  # templates using templates, at most this deep
+RESERVED_PARAMS = ("op", "inputs", "when")  # a use's own fields
 PARAM_TYPES = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string",
                "list": "a list"}
 
@@ -149,6 +150,7 @@ class _Use:
     path: Path_
     chain: tuple[tuple[str, Path_], ...] = ()
     budget: Budget = field(default_factory=Budget)
+    nodes_left: list[int] = field(default_factory=lambda: [limits.MAX_TEMPLATE_NODES])  # shared by all uses
 
 
 def bind_templates(spec: Any, doc: Document) -> None:
@@ -157,13 +159,13 @@ def bind_templates(spec: Any, doc: Document) -> None:
     for name, template in templates.items():
         _check_template(name, template, doc)
     _refuse_cycles(templates, doc)
-    budget = Budget()
+    budget, nodes_left = Budget(), [limits.MAX_TEMPLATE_NODES]
     for graph_name, graph in spec.graphs.items():
         for node_name, op in graph.nodes.items():
             if isinstance(op, TemplateUse):
                 path = ("graphs", graph_name, "nodes", node_name)
                 template = _template_of(op.op, templates, doc, path)
-                op._use = _Use(template, op.op, templates, doc, path, (), budget)
+                op._use = _Use(template, op.op, templates, doc, path, (), budget, nodes_left)
                 _check_params(op.op, template, op.params(), doc, path)
 
 
@@ -204,6 +206,9 @@ def _check_template(name: str, template: BlockTemplate, doc: Document) -> None:
         for key in getattr(template, section):
             if not NAME.match(key):
                 raise doc.error(base + (section, key), f"name '{key}' must be an identifier", key=True)
+            if section == "params" and key in RESERVED_PARAMS:
+                raise doc.error(base + (section, key), f"a param cannot be named '{key}': a use's own field",
+                                hint="rename the param", key=True)
             if key in seen:
                 raise doc.error(base + (section, key), f"'{key}' is already a name of this template "
                                 f"(at {doc.loc(seen[key])})", hint="params, inputs and vars need distinct names",
@@ -313,8 +318,13 @@ def _expand(use: _Use, given: dict[str, Any], in_types: list[TensorType]) -> _Su
     from biggan_zoo.compiler.resolve import _substitute
 
     template, doc, base = use.template, use.doc, ("blocks", use.name)
-    if len(use.chain) >= MAX_NESTING:
-        raise doc.error(use.path, f"templates nest deeper than {MAX_NESTING} levels")
+    if len(use.chain) >= limits.MAX_TEMPLATE_NESTING:
+        raise doc.error(use.path, f"templates nest deeper than {limits.MAX_TEMPLATE_NESTING} levels", key=True,
+                        hint="flatten some of the templates into their users")
+    use.nodes_left[0] -= len(template.nodes)
+    if use.nodes_left[0] < 0:
+        raise doc.error(use.path, f"the templates of this spec expand to more than {limits.MAX_TEMPLATE_NODES} "
+                        "nodes", key=True, hint="fewer uses, or templates with fewer nodes")
     names: dict[str, Any] = {k: p.default for k, p in template.params.items()}
     names.update(given)
     inputs: dict[str, _Typed] = {}
@@ -384,7 +394,8 @@ def _node_op(use: _Use, name: str, data: dict[str, Any]) -> Op:
         fields = {k: v for k, v in data.items() if k not in ("op", "inputs")}
         _check_params(tag, template, fields, doc, path)
         op = TemplateUse.model_validate(data)
-        op._use = _Use(template, tag, use.templates, doc, path, (*use.chain, (use.name, use.path)), use.budget)
+        op._use = _Use(template, tag, use.templates, doc, path, (*use.chain, (use.name, use.path)), use.budget,
+                       use.nodes_left)
         return op
     cls = REGISTRY[tag]
     try:
