@@ -28,6 +28,9 @@ class Ema:
         self.decay = decay
         self.start = start
         self.module = copy.deepcopy(self.source)
+        if not self.module._forward_pre_hooks:  # a GraphModule's deepcopy is rebuilt from its graph, hooks lost
+            for hook in self.source._forward_pre_hooks.values():  # (e.g. one that drops an unconditional G's y)
+                self.module.register_forward_pre_hook(hook)
         self.module.eval()
         for param in self.module.parameters():
             param.requires_grad_(False)

@@ -91,3 +91,49 @@ def test_resuming_on_other_classes_is_refused(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "was trained on other classes than this dataset has (label 0: 'cat' then, 'ant' now)" in err
     assert _train(tmp_path, "--data", str(first), "--resume", steps=2) == 0
+
+
+UNCONDITIONAL = """
+spec_version: 1
+description: an unconditional G and D (no class input at all)
+graphs:
+  G:
+    inputs: {z: {vector: 12}}
+    nodes:
+      linear: {op: linear, inputs: [z], out: 64}
+      stem:   {op: reshape, inputs: [linear], shape: [4, 4, 4]}
+      up:     {op: upsample, inputs: [stem]}
+      conv:   {op: conv2d, inputs: [up], out: 3}
+      image:  {op: tanh, inputs: [conv]}
+    outputs: [image]
+  D:
+    inputs: {x: {image: [3, 8, 8]}}
+    nodes:
+      block1: {op: d_block, inputs: [x], out: 4, preactivation: false}
+      act:    {op: relu, inputs: [block1]}
+      pooled: {op: global_sum_pool, inputs: [act]}
+      logit:  {op: linear, inputs: [pooled], out: 1}
+    outputs: [logit]
+"""
+
+
+def test_a_spec_without_classes_trains_on_a_flat_folder_and_samples(tmp_path: Path, capsys) -> None:
+    """The runtime calls G(z, y) and D(x, y); a graph without a class input ignores y (EMA copy included)."""
+    import biggan_zoo as zoo
+    import torch
+
+    spec = tmp_path / "uncond.yaml"
+    spec.write_text(UNCONDITIONAL)
+    data = _folder(tmp_path / "photos", None, per_class=4)
+    run = tmp_path / "run"
+    assert main(["train", str(spec), *QUICK, "--data", str(data), "--out", str(run), "--steps", "2"]) == 0, \
+        capsys.readouterr().err
+    assert (run / "samples" / "step_00000002.png").is_file()
+    grid = tmp_path / "grid.png"
+    assert main(["sample", str(run), "--n", "3", "--no-labels", "--out", str(grid)]) == 0  # rows: the one class
+    assert Image.open(grid).size == (2 + 3 * 10, 2 + 10)
+    model = zoo.build(str(spec))
+    z = torch.randn(2, 12)
+    model.G.eval()
+    with torch.no_grad():
+        assert torch.equal(model.G(z), model.G(z, torch.zeros(2, dtype=torch.long)))

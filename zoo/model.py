@@ -118,6 +118,8 @@ def build(spec: Any, weights: Any = None, *, device: Any = None, overrides: tupl
     for graph in ("G", "D"):  # names of submodules are known only once built
         if graph in graphs:
             check_exclude_parameters(loaded, graphs[graph], graph)
+    for name, module in graphs.items():
+        _ignore_labels_if_unconditional(module, loaded.graphs[name].inputs)
     model = Model(loaded, graphs)
     if stored is not None:
         from biggan_zoo.weights import load_weights
@@ -126,3 +128,16 @@ def build(spec: Any, weights: Any = None, *, device: Any = None, overrides: tupl
         for module in graphs.values():
             module.eval()
     return model
+
+
+def _ignore_labels_if_unconditional(module: torch.nn.Module, inputs: dict[str, Any]) -> None:
+    """A graph without a class input (an unconditional G or D) drops the labels callers pass after its inputs.
+
+    The runtime calls every G as ``G(z, y)`` and every D as ``D(x, y)``; with this one training loop, sampler
+    and evaluator serve unconditional models too (y is then all zeros, one class), and the module's type
+    and state_dict stay as compiled.
+    """
+    if any(t.kind == "classes" for t in inputs.values()):
+        return
+    count = len(inputs)
+    module.register_forward_pre_hook(lambda _module, args: args[:count])

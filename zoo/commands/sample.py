@@ -32,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_sampling_args(p)
     p.add_argument("--classes", default="random", help="comma-separated class indices or names (cat,dog; names "
                    "come with the run or weights file), or `random`")
-    p.add_argument("--rows", type=int, default=8, help="how many classes with --classes random")
+    p.add_argument("--rows", type=int, default=None, help="how many classes with --classes random (default 8, "
+                   "or all of a model with fewer)")
     p.add_argument("--n", type=int, default=8, help="samples per class")
     p.add_argument("--sweep", default=None, metavar="START:STOP:STEP",
                    help="one grid per truncation value, side by side")
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from biggan_zoo.cli import UsageError
     from biggan_zoo.model import takes_truncation
 
-    if args.n < 1 or args.rows < 1:
+    if args.n < 1 or (args.rows is not None and args.rows < 1):
         raise UsageError("--n and --rows must be at least 1")
     check_common_flags(args)
     try:
@@ -124,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.sweep:
         values = [args.truncation]  # prepare() gives a G that takes the truncation its default
     try:
-        classes = parse_classes(args.classes, model.n_classes, args.rows, args.seed, model.class_names)
+        rows = args.rows if args.rows is not None else min(8, model.n_classes)
+        classes = parse_classes(args.classes, model.n_classes, rows, args.seed, model.class_names)
     except ValueError as e:
         raise UsageError(str(e)) from None
     for t in values:
