@@ -42,9 +42,11 @@ def authored_json_schema(resolved: dict[str, Any], partial_only: bool = False) -
     defs = resolved.pop("$defs", {})
     root = {k: v for k, v in resolved.items() if k not in ("$schema", "title")}
     out_defs: dict[str, Any] = {}
+    op_names = []
     for name, definition in {**defs, "Spec": root}.items():
-        out_defs[name] = _authored(definition, partial=False, is_op="const" in definition.get(
-            "properties", {}).get("op", {}))
+        is_op = "const" in definition.get("properties", {}).get("op", {})
+        op_names += [name] if is_op else []
+        out_defs[name] = _authored(definition, partial=False, is_op=is_op)
         out_defs["Partial" + name] = _authored(definition, partial=True)
     extends = {"description": "Base spec(s) this file changes: a file name, or a list applied in order.",
                "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
@@ -52,6 +54,7 @@ def authored_json_schema(resolved: dict[str, Any], partial_only: bool = False) -
         out_defs[name]["properties"]["extends"] = extends
     for name in [n for n in out_defs if n.startswith("PartialTemplateUse")]:
         out_defs[name]["required"] = ["op"]  # else any partial node (a misspelt field, no op) would match it
+    _template_nodes(out_defs, op_names)
     out_defs["Spec"]["properties"].pop("extends")  # a complete spec extends nothing
     schema: dict[str, Any] = {"$schema": _DRAFT_07, "title": "zoo spec (as written)",
                               "description": "A zoo spec file as people write it: expressions, partial variants."}
@@ -63,6 +66,22 @@ def authored_json_schema(resolved: dict[str, Any], partial_only: bool = False) -
                        "else": {"$ref": "#/definitions/Spec"}})
     schema["definitions"] = out_defs
     return schema
+
+
+def _template_nodes(out_defs: dict[str, Any], op_names: list[str]) -> None:
+    """A template's node is one of the ops (or another template's use) plus `when`: each op's schema with
+    `when` added (`additionalProperties: false` cannot see through `allOf`), so editors check its fields."""
+    for prefix in ("", "Partial"):
+        node = out_defs.get(prefix + "TemplateNode")
+        if node is None:
+            continue
+        choices = []
+        for name in [*op_names, *(n for n in out_defs if n.startswith("TemplateUse"))]:
+            definition = json.loads(json.dumps(out_defs[prefix + name]))
+            definition["properties"]["when"] = node["properties"]["when"]
+            out_defs[f"{prefix}InTemplate{name}"] = definition
+            choices.append({"$ref": f"#/definitions/{prefix}InTemplate{name}"})
+        out_defs[prefix + "TemplateNode"] = {"description": node["description"], "anyOf": choices}
 
 
 def _authored(node: Any, partial: bool, is_op: bool = False) -> Any:
