@@ -46,3 +46,13 @@ def test_the_deep_reference_spec_has_the_launch_script_recipe() -> None:
     assert (cfg.ema.decay, cfg.ema.start, cfg.loss, cfg.seed) == (0.9999, 20000, "hinge", 0)
     assert "launch_BigGAN_deep.sh" in cfg.citation
     assert spec.data["graphs"] == load_spec("biggan_deep128").data["graphs"]
+
+
+def test_the_memory_estimate_counts_g_s_own_batch() -> None:
+    from biggan_zoo.report import build_report
+
+    same = build_report(TINY, ["train.batch_size=8"], target="cpu")
+    larger = build_report(TINY, ["train.batch_size=8", "train.g_batch_size=64"], target="cpu")
+    assert (same.memory.micro_g, larger.memory.micro_g, larger.memory.micro_d) == (8, 64, 8)
+    assert larger.memory.steps["D_step"] == same.memory.steps["D_step"]  # D's step is unchanged
+    assert larger.memory.step_bytes["G_step"] > 4 * same.memory.step_bytes["G_step"]

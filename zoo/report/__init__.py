@@ -47,7 +47,8 @@ def make_recipe(spec: "LoadedSpec", batch: int | None = None, accum: int | None 
     recipe = Recipe(batch=cfg.batch_size if batch is None else batch,
                     accumulate_g=cfg.accumulate.G if accum is None else accum,
                     accumulate_d=cfg.accumulate.D if accum is None else accum,
-                    devices=devices, precision=precision or cfg.precision, ema=cfg.ema is not None)
+                    devices=devices, precision=precision or cfg.precision, ema=cfg.ema is not None,
+                    g_batch=cfg.g_batch_size)
     recipe.micro_batches()  # fail before any graph is built
     return recipe
 

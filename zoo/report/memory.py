@@ -47,18 +47,20 @@ class Recipe:
     devices: int = 1
     precision: str = "fp32"
     ema: bool = True
+    g_batch: int | None = None  # G's step batch of latents (train.g_batch_size); None: `batch`
 
     def micro_batches(self) -> tuple[int, int]:
         """(G micro-batch, D micro-batch) per device; BatchError when one is not a whole number >= 1."""
         out = []
         for net, steps in (("G", self.accumulate_g), ("D", self.accumulate_d)):
             parts = steps * self.devices
-            if self.batch < 1:
-                raise BatchError(f"batch {self.batch} must be at least 1")
-            if self.batch % parts:
-                raise BatchError(f"batch {self.batch} does not split into {self.devices} device(s) x {steps} "
+            batch, what = (self.g_batch, "G batch") if net == "G" and self.g_batch else (self.batch, "batch")
+            if batch < 1:
+                raise BatchError(f"{what} {batch} must be at least 1")
+            if batch % parts:
+                raise BatchError(f"{what} {batch} does not split into {self.devices} device(s) x {steps} "
                                  f"accumulation step(s) of {net}; use a multiple of {parts}")
-            out.append(self.batch // parts)
+            out.append(batch // parts)
         return out[0], out[1]
 
 
@@ -152,7 +154,8 @@ def largest_batch(graphs: dict[str, "GraphSummary"], recipe: Recipe, budget: int
 
 
 def _with_batch(recipe: Recipe, batch: int) -> Recipe:
-    return Recipe(batch, recipe.accumulate_g, recipe.accumulate_d, recipe.devices, recipe.precision, recipe.ema)
+    return Recipe(batch, recipe.accumulate_g, recipe.accumulate_d, recipe.devices, recipe.precision, recipe.ema,
+                  recipe.g_batch)
 
 
 def parse_bytes(text: str) -> int:

@@ -41,7 +41,8 @@ def memory_text(report: BuildReport) -> list[str]:
     memory, recipe = report.memory, report.recipe
     if memory is None:
         return ["memory: no estimate (the spec needs both a G and a D graph)"]
-    lines = [f"training memory per device: batch {recipe.batch} over {recipe.devices} device(s), accumulate "
+    g_batch = f" (G {recipe.g_batch})" if recipe.g_batch and recipe.g_batch != recipe.batch else ""
+    lines = [f"training memory per device: batch {recipe.batch}{g_batch} over {recipe.devices} device(s), accumulate "
              f"G {recipe.accumulate_g} / D {recipe.accumulate_d} -> micro-batch G {memory.micro_g}, "
              f"D {memory.micro_d} (D sees {2 * memory.micro_d}: fake and real); {recipe.precision}"
              f"{', EMA of G' if recipe.ema else ''}"]
