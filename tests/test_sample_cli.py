@@ -168,3 +168,14 @@ def test_exported_weights_carry_the_class_names(run_dir, tmp_path, capsys):
     assert main(["sample", str(old), "--classes", "1", "--n", "1", "--out", str(tmp_path / "o.png")]) == 0
     assert main(["sample", str(old), "--classes", "plus", "--out", str(tmp_path / "o.png")]) == 2
     assert "carries no class names" in capsys.readouterr().err
+
+
+def test_interpolate_takes_class_names(run_dir, tmp_path, capsys):
+    strip = tmp_path / "walk.png"
+    assert main(["interpolate", str(run_dir), "--from-class", "disc", "--to-class", "4", "--steps", "3",
+                 "--out", str(strip)]) == 0
+    assert "class 0 -> 4" in capsys.readouterr().out
+    assert main(["interpolate", str(run_dir), "--from-class", "dsic", "--out", str(strip)]) == 2
+    assert "--from-class: unknown class 'dsic'" in capsys.readouterr().err
+    assert main(["interpolate", str(run_dir), "--from-class", "1", "--to-class", "10", "--out", str(strip)]) == 2
+    assert "outside [0, 10)" in capsys.readouterr().err

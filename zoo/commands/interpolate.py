@@ -12,8 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("interpolate", help="interpolate between latents and/or classes (PNG strip or GIF)")
     add_sampling_args(p)
-    p.add_argument("--from-class", type=int, required=True, help="class at the start")
-    p.add_argument("--to-class", type=int, default=None, help="class at the end (default: the start class)")
+    p.add_argument("--from-class", required=True, help="class at the start: an index, or a name the model carries")
+    p.add_argument("--to-class", default=None, help="class at the end (default: the start class)")
     p.add_argument("--seed2", type=int, default=None, help="seed of the end latent (default: seed + 1; "
                    "equal to --seed keeps z fixed and moves only the class)")
     p.add_argument("--steps", type=int, default=8, help="frames, ends included")
@@ -37,10 +37,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--steps must be at least 2")
     check_common_flags(args)
     model, mode = prepare(args)
-    to_class = args.from_class if args.to_class is None else args.to_class
-    for label in (args.from_class, to_class):
-        if not 0 <= label < model.n_classes:
-            raise UsageError(f"class {label} is outside {model.spec.name}'s classes 0..{model.n_classes - 1}")
+    from biggan_zoo.runtime.class_names import parse_class_list
+
+    labels = []
+    for flag, text in (("--from-class", args.from_class), ("--to-class", args.to_class or args.from_class)):
+        if "," in text:
+            raise UsageError(f"{flag} takes one class, got {text!r}")
+        try:
+            labels.append(parse_class_list(text, model.n_classes, model.class_names)[0])
+        except ValueError as error:
+            raise UsageError(f"{flag}: {error} ({model.spec.name} has classes 0..{model.n_classes - 1})") from None
+    args.from_class, to_class = labels
     check_truncation(mode, args.truncation)
     channels, height, width = model.spec.graphs["G"].output_types[0].shape
     # class-probability vectors (float64 and float32) and a GIF's palette frame per image
