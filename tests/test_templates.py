@@ -96,6 +96,14 @@ def test_template_blocks_equal_the_python_blocks(name: str, graph: str) -> None:
     assert all(torch.equal(v, after[k]) for k, v in ours.state_dict().items()), "updated buffers differ"
 
 
+@pytest.mark.parametrize("name, graph", CASES, ids=[f"{n}-{g}" for n, g in CASES])
+def test_template_blocks_have_the_same_keys_and_shapes_at_full_width(name: str, graph: str) -> None:
+    """At the catalog's own widths (on the meta device: nothing allocated), not only at ch 8."""
+    python = compile_graph(load_spec(name), graph, device="meta")
+    template = compile_graph(templated(name, []), graph, device="meta")
+    assert {k: v.shape for k, v in template.state_dict().items()} == {k: v.shape for k, v in python.state_dict().items()}
+
+
 def test_template_blocks_have_the_reference_keys_in_nested_form() -> None:
     module = compile_graph(templated("biggan128", []), "G", device="meta")
     keys = set(module.state_dict())
