@@ -116,13 +116,6 @@ class TemplateUse(Op):
         return self._checked[key]
 
 
-def _which(value: Any) -> str | None:
-    op = value.get("op") if isinstance(value, dict) else getattr(value, "op", None)
-    if op is None:
-        return None
-    return op if isinstance(op, str) and op in REGISTRY else TEMPLATE_TAG
-
-
 def node_union(ops: tuple[type[Op], ...]) -> Any:
     """The node type of a graph: the registered ops by their tag, anything else a template use."""
     tags = sorted(cls.model_fields["op"].default for cls in ops)
@@ -132,9 +125,17 @@ def node_union(ops: tuple[type[Op], ...]) -> Any:
         op: str = Field(description="The name of a template in `blocks:`.",
                         json_schema_extra={"not": {"enum": tags}})
 
+    known = frozenset(tags)
+
+    def which(value: Any) -> str | None:
+        op = value.get("op") if isinstance(value, dict) else getattr(value, "op", None)
+        if op is None:
+            return None  # pydantic's union_tag_not_found: "node has no `op`"
+        return op if isinstance(op, str) and op in known else TEMPLATE_TAG
+
     choices = [Annotated[cls, Tag(cls.model_fields["op"].default)] for cls in ops]
     choices.append(Annotated[TemplateUseNode, Tag(TEMPLATE_TAG)])
-    return Annotated[Union[tuple(choices)], Discriminator(_which)]  # type: ignore[valid-type]
+    return Annotated[Union[tuple(choices)], Discriminator(which)]  # type: ignore[valid-type]
 
 
 # --- binding uses to templates (validate time: no shapes, no torch) ------------------------
