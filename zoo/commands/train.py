@@ -212,6 +212,7 @@ def _train(args: argparse.Namespace) -> int:
     with _reported_by(distributed.announces_errors()):
         spec, args.out = _spec_and_run_dir(args)
         cfg = check_train(spec)
+        source = data_source(args.data, cfg, spec)  # before anything is built: a forgotten --data fails at once
         weights = None
         if args.weights is not None:
             from biggan_zoo.weights import WeightsFile
@@ -227,7 +228,6 @@ def _train(args: argparse.Namespace) -> int:
         with _reported_by(group.is_main):  # a file for another spec: every rank finds it, rank 0 says it
             model = build(spec, weights=weights, seed=cfg.seed, device=group.device)
         with _reported_by(group.is_main):  # every rank sees the same data: rank 0 says what is wrong
-            source = data_source(args.data, cfg, spec)
             dataset = open_dataset(source, model.resolution)
             train_classes = checked_class_count(dataset, source, spec, model.n_classes, args.allow_fewer_classes)
         run_dir = Path(args.out or Path("runs") / spec.name)
