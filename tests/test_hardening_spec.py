@@ -36,10 +36,11 @@ def check(path: Path | str, *extra: str, command: str = "check") -> tuple[int, s
 
 
 def refused(path: Path | str, *needles: str, seconds: float = 2.0) -> str:
-    """`zoo check` exits 1 within `seconds` (typically 0.05 s; 2 s leaves room for a loaded CI machine) with one located error mentioning each needle."""
-    start = time.perf_counter()
+    """`zoo check` exits 1 within `seconds` of CPU time (typically 0.05 s) with one located error mentioning
+    each needle. CPU time, not wall time: other processes on a loaded machine do not count against it."""
+    start = time.process_time()
     code, _, err = check(path)
-    took = time.perf_counter() - start
+    took = time.process_time() - start
     assert code == 1, err
     assert "Traceback" not in err
     assert took < seconds, f"took {took:.2f} s"
@@ -78,11 +79,11 @@ NAMES = {"ch": "abc", "n": 96, "big": list(range(10_000))}
     ("n is n", "'is' is not allowed"), ("min([])", "empty list"), ("ch < 3", "cannot order"),
 ])
 def test_expression_refusals_are_quick_expr_errors(text, message):
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the bound is on the work done, whatever the machine's load
     with pytest.raises(ExprError) as e:
         evaluate(text, NAMES)
     assert message in e.value.message, e.value.message
-    assert time.perf_counter() - start < 0.2
+    assert time.process_time() - start < 0.2
 
 
 def test_long_if_else_chain_is_bounded():
@@ -238,16 +239,18 @@ def test_reserved_input_names(tmp_path, name, ok):
 
 
 def test_reserved_list_matches_torch():
-    torch = pytest.importorskip("torch")
-    import torch.fx as fx
+    """In a fresh interpreter: torch.compile, run earlier in the same worker, patches nn.Module at run time."""
+    import subprocess
 
+    pytest.importorskip("torch")
     from biggan_zoo.compiler.reserved import MODULE_ATTRIBUTES
 
-    graph = fx.Graph()
-    graph.output(graph.placeholder("x"))
-    module = fx.GraphModule(torch.nn.Module(), graph)
-    live = {n for n in set(dir(torch.nn.Module())) | set(dir(module)) | set(dir(fx.GraphModule))
-            if n.isidentifier() and not (n.startswith("__") and n.endswith("__"))}
+    code = ("import json, torch, torch.fx as fx; g = fx.Graph(); g.output(g.placeholder('x')); "
+            "m = fx.GraphModule(torch.nn.Module(), g); "
+            "print(json.dumps(sorted(set(dir(torch.nn.Module())) | set(dir(m)) | set(dir(fx.GraphModule)))))")
+    names = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                      check=True).stdout)
+    live = {n for n in names if n.isidentifier() and not (n.startswith("__") and n.endswith("__"))}
     missing = sorted(live - MODULE_ATTRIBUTES)
     assert not missing, (f"torch added module attributes {missing}: add them to MODULE_ATTRIBUTES in "
                          "compiler/reserved.py (regenerate the list from dir(nn.Module()) and dir(GraphModule))")
@@ -298,7 +301,8 @@ def test_non_finite_in_the_file_is_located(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text(BIGGAN32.replace("  eps: 1.0e-8", "  eps: .inf"))
     err = refused(path, "train.eps", "not a finite number")
-    assert err.splitlines()[0].startswith(f"{path}:43:8:"), err
+    line = BIGGAN32.splitlines().index("  eps: 1.0e-8") + 1
+    assert err.splitlines()[0].startswith(f"{path}:{line}:8:"), err
 
 
 def test_long_lines_are_quoted_as_one_screen_line(tmp_path):
