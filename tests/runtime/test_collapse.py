@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 import biggan_zoo as zoo
@@ -131,3 +132,24 @@ def test_live_curves_wait_for_records_and_throttle(tmp_path: Path) -> None:
     assert curves.update() is True and (tmp_path / "curves.png").is_file()
     assert curves.update() is False  # within the interval
     assert curves.update(force=True) is True and warnings == []
+
+
+def test_live_curves_spend_at_most_their_share_of_wall_time(tmp_path: Path) -> None:
+    from biggan_zoo.runtime.live_curves import LiveCurves
+
+    now = [100.0]
+
+    def clock() -> float:  # a draw "takes" 2 s on this clock: each reading advances it by 1 s
+        now[0] += 1.0
+        return now[0]
+
+    curves = LiveCurves(tmp_path, interval_s=5.0, max_share=0.1, clock=clock)
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 1, "D_real": 1.0, "D_fake": 0.5, "G": 0.2}) + "\n")
+    assert curves.update() is True  # started at 101, done at 102
+    assert curves.next_due == 101.0 + max(5.0, 1.0 / 0.1)  # 10 s after the start, not the 5 s interval
+    now[0] = 109.0
+    assert curves.update() is False  # 110 < 111
+    assert curves.update() is True  # 111: due
+    assert curves.update(force=True) is True
+    with pytest.raises(ValueError, match="max_share"):
+        LiveCurves(tmp_path, max_share=0.0)
