@@ -67,6 +67,8 @@ def _check(name: str, obj: Any) -> type["Op"]:
     if tags[0] != name:
         raise PluginError(f"the entry point is named '{name}' but {obj.__name__}'s op tag is '{tags[0]}'; "
                           "name the entry point by the tag")
+    if "when" in obj.model_fields:  # a template node's own key (compiler/templates.py)
+        raise PluginError(f"{obj.__name__} has a field named `when`, which template nodes use; rename it")
     for method in ("infer", "build"):
         if getattr(obj, method) is getattr(Op, method):
             raise PluginError(f"{obj.__name__} does not define `{method}`")

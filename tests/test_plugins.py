@@ -136,7 +136,7 @@ def test_a_broken_entry_point_is_skipped_with_a_warning_naming_it(clean_registry
     assert plugins.unknown_op_hint(name, "known ops: ...") == plugins.FAILED[name]
 
 
-def test_an_op_class_without_a_shape_rule_or_example_is_refused(clean_registry) -> None:
+def test_an_op_class_without_a_shape_rule_or_with_a_when_field_is_refused(clean_registry) -> None:
     from typing import Literal
 
     from biggan_zoo.compiler.ops import Op
@@ -148,6 +148,14 @@ def test_an_op_class_without_a_shape_rule_or_example_is_refused(clean_registry) 
 
     with pytest.raises(plugins.PluginError, match="does not define `infer`"):
         plugins._check("no_infer", NoInfer)
+
+    class TakesWhen(NoInfer):
+        """An op with a field that template nodes use for their condition."""
+        op: Literal["takes_when"] = "takes_when"
+        when: bool = True
+
+    with pytest.raises(plugins.PluginError, match="field named `when`"):
+        plugins._check("takes_when", TakesWhen)
 
 
 def test_a_broken_installed_plugin_warns_once_per_op_and_zoo_still_works(tmp_path: Path) -> None:
