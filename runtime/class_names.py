@@ -33,9 +33,11 @@ def checked_names(value: Any, where: str) -> list[str]:
         if not isinstance(name, str) or not name or len(name) > MAX_NAME_CHARS or "\n" in name:
             raise ClassNamesError(f"{where}: class name {index} is not a non-empty one-line string of at most "
                                   f"{MAX_NAME_CHARS} characters")
-    if len(set(value)) != len(value):
-        duplicate = next(name for name in value if value.count(name) > 1)
-        raise ClassNamesError(f"{where}: class name {duplicate!r} appears twice")
+    seen: set[str] = set()
+    for name in value:  # one pass: a hostile file may hold a million names
+        if name in seen:
+            raise ClassNamesError(f"{where}: class name {name!r} appears twice")
+        seen.add(name)
     return list(value)
 
 
@@ -69,6 +71,12 @@ def read_class_names(run_dir: Path) -> list[str] | None:
     if not isinstance(document, dict):
         raise ClassNamesError(f"{path}: expected {{\"classes\": [...]}}")
     return checked_names(document.get("classes"), str(path))
+
+
+def row_labels(classes: Sequence[int], names: Sequence[str] | None) -> list[str]:
+    """What to draw beside each grid row: the class's name, or its index when the model carries none."""
+    names = names or []
+    return [names[c] if c < len(names) else str(c) for c in classes]
 
 
 def parse_class_list(text: str, n_classes: int, names: Sequence[str] | None) -> list[int]:

@@ -20,6 +20,7 @@ from biggan_zoo.runtime import UserError
 from biggan_zoo.runtime.augment import flipping
 from biggan_zoo.runtime.checkpoint import (CheckpointError, CheckpointWriteError, latest_checkpoint, list_checkpoints,
                                            load_checkpoint, pack_tree, save_checkpoint, unpack_tree)
+from biggan_zoo.runtime.class_names import checked_names, dataset_class_names, row_labels, write_class_names
 from biggan_zoo.runtime.config import TrainConfig, global_batch, micro_batch_size
 from biggan_zoo.runtime.data import DataError, DataStream
 from biggan_zoo.runtime.ema import Ema, unwrap
@@ -101,8 +102,6 @@ class Trainer:
         self.g_extra: tuple[float, ...] = () if truncation is None else (truncation,)
         self.G_raw, self.D_raw = unwrap(G), unwrap(D)
         self.z_dim, self.n_classes, self.dataset = z_dim, n_classes, dataset
-        from biggan_zoo.runtime.class_names import checked_names, dataset_class_names
-
         self.class_names = (checked_names(list(class_names), "class_names") if class_names is not None
                             else dataset_class_names(dataset))
         self._run_dir = Path(run_dir) if run_dir is not None else None
@@ -445,9 +444,8 @@ class Trainer:
                                 mode="none" if truncation is None else "tfhub", truncation=truncation,
                                 seed=self.cfg.seed, pass_truncation=truncation is not None)
             (self.run_dir / "samples").mkdir(exist_ok=True)
-            names = self.class_names or []
-            labels = [names[c] if c < len(names) else str(c) for c in classes]
-            save_grid(images, self.run_dir / "samples" / f"step_{self.step:08d}.png", nrow=8, labels=labels)
+            save_grid(images, self.run_dir / "samples" / f"step_{self.step:08d}.png", nrow=8,
+                      labels=row_labels(classes, self.class_names))
 
     # -- scores during training ----------------------------------------------------------------------
     def _evaluate(self, log: RunLog) -> None:
@@ -628,8 +626,6 @@ class Trainer:
             write_bytes_atomically(self.run_dir / "spec.json", (json.dumps(self.spec, indent=2) + "\n").encode(),
                                    what="the run's spec")
             if self.class_names is not None:
-                from biggan_zoo.runtime.class_names import write_class_names
-
                 write_class_names(self.run_dir, self.class_names)
             truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
         log = RunLog(self.run_dir, total=steps, initial=min(self.step, steps), enabled=main, bar=self.progress_bar)

@@ -140,9 +140,9 @@ def run(args: argparse.Namespace) -> int:
         grids.append(make_grid(images, nrow=args.n))
     picture = hstack_grids(grids) if len(grids) > 1 else grids[0]
     if args.labels:
-        names = model.class_names or []
-        labels = [names[c] if c < len(names) else str(c) for c in classes]
-        picture = label_rows(picture, labels, row_height=batches[0].shape[-2])
+        from biggan_zoo.runtime.class_names import row_labels
+
+        picture = label_rows(picture, row_labels(classes, model.class_names), row_height=batches[0].shape[-2])
     path = save_image(picture, args.out)
     if args.tensors:
         from pathlib import Path

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from biggan_zoo.compiler.ops import GraphSettings, Op, ShapeError
+from biggan_zoo.compiler.ops import GraphSettings, Op
+from biggan_zoo.compiler.ops.base import expect_kind
 from biggan_zoo.compiler.types import TensorType
 
 
@@ -17,8 +18,7 @@ class NoiseInjection(Op):
     example = ({}, [TensorType.image(3, 4, 4)])
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
-        if inputs[0].kind != "image":
-            raise ShapeError(f"noise_injection expects an image input, got {inputs[0]}", input_index=0)
+        expect_kind(inputs[0], "image", "noise_injection")  # zoo's shape-rule helpers are public to plugins
         return inputs[0]
 
     def build(self, inputs: list[TensorType], settings: GraphSettings):

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from biggan_zoo.compiler.ops import GraphSettings, Op, ShapeError
+from biggan_zoo.compiler.ops import GraphSettings, Op
+from biggan_zoo.compiler.ops.base import expect_kind
 from biggan_zoo.compiler.types import TensorType
 
 
@@ -20,8 +21,7 @@ class PixelNorm(Op):
     example = ({}, [TensorType.image(4, 5, 5)])
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
-        if inputs[0].kind != "image":
-            raise ShapeError(f"pixel_norm expects an image input, got {inputs[0]}", input_index=0)
+        expect_kind(inputs[0], "image", "pixel_norm")  # zoo's shape-rule helpers are public to plugins
         return inputs[0]
 
     def build(self, inputs: list[TensorType], settings: GraphSettings):
